@@ -1,0 +1,153 @@
+"""
+aivideo_async: an asyncio client for AI video and image generation APIs.
+
+Creates are sent at most once and journaled; many jobs are tracked by one
+shared scheduler; results come back through awaitable handles.
+
+Example:
+    >>> import aivideo_async as av
+    >>> av.JobState.SUCCEEDED.is_terminal
+    True
+"""
+
+from __future__ import annotations
+
+from ._backoff import RetryBudget as RetryBudget
+from ._backoff import compute_delay as compute_delay
+from ._backoff import parse_retry_after as parse_retry_after
+from ._config import DEFAULT_CREATE_TIMEOUTS as DEFAULT_CREATE_TIMEOUTS
+from ._config import DEFAULT_IMAGE_POLL_POLICY as DEFAULT_IMAGE_POLL_POLICY
+from ._config import DEFAULT_LIMITS as DEFAULT_LIMITS
+from ._config import DEFAULT_POLL_POLICY as DEFAULT_POLL_POLICY
+from ._config import DEFAULT_RETRY_POLICY as DEFAULT_RETRY_POLICY
+from ._config import DEFAULT_TIMEOUTS as DEFAULT_TIMEOUTS
+from ._config import Limits as Limits
+from ._config import PollPolicy as PollPolicy
+from ._config import RetryPolicy as RetryPolicy
+from ._config import Timeouts as Timeouts
+from ._exceptions import AIVideoError as AIVideoError
+from ._exceptions import APIStatusError as APIStatusError
+from ._exceptions import AuthenticationError as AuthenticationError
+from ._exceptions import BadRequest as BadRequest
+from ._exceptions import Conflict as Conflict
+from ._exceptions import ConnectError as ConnectError
+from ._exceptions import DecodeError as DecodeError
+from ._exceptions import DownloadError as DownloadError
+from ._exceptions import InsufficientCredits as InsufficientCredits
+from ._exceptions import InvalidInput as InvalidInput
+from ._exceptions import JobCancelled as JobCancelled
+from ._exceptions import JobError as JobError
+from ._exceptions import JobFailed as JobFailed
+from ._exceptions import JobNotFound as JobNotFound
+from ._exceptions import JobTimeout as JobTimeout
+from ._exceptions import MediaTooLarge as MediaTooLarge
+from ._exceptions import MissingCredential as MissingCredential
+from ._exceptions import NotFound as NotFound
+from ._exceptions import PaymentRequired as PaymentRequired
+from ._exceptions import PoolTimeout as PoolTimeout
+from ._exceptions import ProtocolError as ProtocolError
+from ._exceptions import RateLimited as RateLimited
+from ._exceptions import ReadTimeout as ReadTimeout
+from ._exceptions import RemoteDisconnected as RemoteDisconnected
+from ._exceptions import RequestMaybeSent as RequestMaybeSent
+from ._exceptions import RequestNotSent as RequestNotSent
+from ._exceptions import ResponseTooLarge as ResponseTooLarge
+from ._exceptions import ServerError as ServerError
+from ._exceptions import SessionNotFound as SessionNotFound
+from ._exceptions import SSELimitExceeded as SSELimitExceeded
+from ._exceptions import StreamIdleTimeout as StreamIdleTimeout
+from ._exceptions import SubmissionNotSent as SubmissionNotSent
+from ._exceptions import SubmissionOutcomeUnknown as SubmissionOutcomeUnknown
+from ._exceptions import TLSError as TLSError
+from ._exceptions import TotalTimeout as TotalTimeout
+from ._exceptions import TransportError as TransportError
+from ._exceptions import UnexpectedContentType as UnexpectedContentType
+from ._exceptions import UnexpectedRedirect as UnexpectedRedirect
+from ._exceptions import UnsupportedMedia as UnsupportedMedia
+from ._models import JobResult as JobResult
+from ._models import JobState as JobState
+from ._models import JobStatus as JobStatus
+from ._secret import Secret as Secret
+from ._types import NOT_GIVEN as NOT_GIVEN
+from ._types import NotGiven as NotGiven
+from ._version import __version__ as __version__
+from .providers._base import JobBackend as JobBackend
+from .providers._base import JobSpec as JobSpec
+
+__all__ = [
+    "AIVideoError",
+    "APIStatusError",
+    "AuthenticationError",
+    "BadRequest",
+    "Conflict",
+    "ConnectError",
+    "DEFAULT_CREATE_TIMEOUTS",
+    "DEFAULT_IMAGE_POLL_POLICY",
+    "DEFAULT_LIMITS",
+    "DEFAULT_POLL_POLICY",
+    "DEFAULT_RETRY_POLICY",
+    "DEFAULT_TIMEOUTS",
+    "DecodeError",
+    "DownloadError",
+    "InsufficientCredits",
+    "InvalidInput",
+    "JobBackend",
+    "JobCancelled",
+    "JobError",
+    "JobFailed",
+    "JobNotFound",
+    "JobResult",
+    "JobSpec",
+    "JobState",
+    "JobStatus",
+    "JobTimeout",
+    "Limits",
+    "MediaTooLarge",
+    "MissingCredential",
+    "NOT_GIVEN",
+    "NotFound",
+    "NotGiven",
+    "PaymentRequired",
+    "PollPolicy",
+    "PoolTimeout",
+    "ProtocolError",
+    "RateLimited",
+    "ReadTimeout",
+    "RemoteDisconnected",
+    "RequestMaybeSent",
+    "RequestNotSent",
+    "ResponseTooLarge",
+    "RetryBudget",
+    "RetryPolicy",
+    "SSELimitExceeded",
+    "Secret",
+    "ServerError",
+    "SessionNotFound",
+    "StreamIdleTimeout",
+    "SubmissionNotSent",
+    "SubmissionOutcomeUnknown",
+    "TLSError",
+    "Timeouts",
+    "TotalTimeout",
+    "TransportError",
+    "UnexpectedContentType",
+    "UnexpectedRedirect",
+    "UnsupportedMedia",
+    "__version__",
+    "compute_delay",
+    "parse_retry_after",
+]
+
+
+def _rewrite_module() -> None:
+    # Show public names as ``aivideo_async.X`` in reprs, tracebacks and docs (httpx does the same).
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, type) or callable(obj):
+            try:
+                obj.__module__ = __name__
+            except (AttributeError, TypeError):  # pragma: no cover - builtins
+                pass
+
+
+_rewrite_module()

@@ -1,0 +1,1 @@
+"""Provider bindings: one subpackage per vendor, and the neutral :mod:`._base` contract."""
