@@ -1,0 +1,313 @@
+"""
+Helpers every provider wire layer shares: the converter factory and decoding.
+
+Conventions (STYLE #4, #9, #13):
+
+* **One converter per wire layer**, built by :func:`make_converter` from
+  :func:`cattrs.preconf.json.make_converter`; the global cattrs converter is
+  never used.
+* **Wire names** are derived from the Python field name by a naming function
+  (camelCase by default: ``avatar_id`` <-> ``avatarId``). A field whose wire
+  name does not follow the rule says so with ``metadata=wire_name("im2vid_full")``.
+* **Strict JSON types**: ``str``, ``int``, ``float`` and ``bool`` fields accept
+  only the matching JSON type (cattrs would otherwise turn ``5`` into ``"5"``),
+  list fields only a JSON array, attrs classes only a JSON object; anything
+  else is a :class:`~aivideo_async._exceptions.DecodeError`.
+* **Unknown fields are tolerated**. A response model that declares a field
+  named ``raw`` (``raw: Mapping[str, Any] = attrs.field(factory=dict,
+  repr=False, eq=False)``) gets the JSON object exactly as received, unknown
+  keys included; ``raw`` is never read from nor written to the wire.
+* **Requests omit defaults**: when unstructuring, a field equal to its default
+  (normally ``None``) is left out of the body.
+* **Decode errors name the JSON path**: :func:`structure` turns cattrs errors
+  into :class:`~aivideo_async._exceptions.DecodeError` whose ``path`` uses wire
+  names (``$.data.status``, ``$.tasks[3].createdAt``) and whose ``__cause__`` is
+  the cattrs error.
+"""
+
+from __future__ import annotations
+
+import typing
+import weakref
+from collections.abc import Callable, Mapping, MutableSequence, Sequence
+from typing import Any, Final, TypeVar
+
+import attrs
+from cattrs import ClassValidationError, IterableValidationError
+from cattrs.cols import list_structure_factory
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.preconf.json import JsonConverter
+from cattrs.preconf.json import make_converter as _make_json_converter
+from cattrs.v import format_exception
+
+from .._exceptions import DecodeError
+
+__all__ = [
+    "WIRE_NAME",
+    "wire_name",
+    "to_camel",
+    "make_converter",
+    "structure",
+    "unstructure",
+]
+
+T = TypeVar("T")
+
+WIRE_NAME: Final = "aivideo_async.wire_name"
+"""The attrs field-metadata key holding an explicit wire name."""
+
+_RAW: Final = "raw"
+
+# converter -> its naming rule, so that decode paths can be given in wire names.
+_NAMING: weakref.WeakKeyDictionary[JsonConverter, Callable[[str], str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def wire_name(name: str) -> dict[str, str]:
+    """
+    Field metadata giving a field an explicit wire name.
+
+    Example:
+        >>> import attrs
+        >>> @attrs.frozen
+        ... class Body:
+        ...     im2vid_full: bool | None = attrs.field(
+        ...         default=None, metadata=wire_name("im2vid_full")
+        ...     )
+        >>> unstructure(make_converter(), Body(im2vid_full=True))
+        {'im2vid_full': True}
+    """
+    return {WIRE_NAME: name}
+
+
+def to_camel(name: str) -> str:
+    """
+    The default naming rule: ``snake_case`` -> ``camelCase``.
+
+    Example:
+        >>> to_camel("reference_image_media_ids")
+        'referenceImageMediaIds'
+        >>> to_camel("prompt")
+        'prompt'
+    """
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _identity(name: str) -> str:
+    return name
+
+
+def _field_wire_name(field: attrs.Attribute[Any], naming: Callable[[str], str]) -> str:
+    explicit = field.metadata.get(WIRE_NAME)
+    return explicit if isinstance(explicit, str) else naming(field.name)
+
+
+def _strict_str(value: Any, _: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _strict_int(value: Any, _: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _strict_float(value: Any, _: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _strict_bool(value: Any, _: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected a boolean, got {type(value).__name__}")
+    return value
+
+
+def _is_json_array_type(tp: Any) -> bool:
+    return tp is list or typing.get_origin(tp) in (list, Sequence, MutableSequence)
+
+
+def make_converter(*, naming: Callable[[str], str] | None = to_camel) -> JsonConverter:
+    """
+    Build a fresh JSON converter configured with the wire conventions above.
+
+    Args:
+        naming: maps a Python field name to its wire name when the field has
+            no explicit :func:`wire_name`; ``None`` keeps names unchanged
+            (snake_case APIs).
+
+    Example:
+        >>> import attrs
+        >>> from collections.abc import Mapping
+        >>> from typing import Any
+        >>> @attrs.frozen
+        ... class Created:
+        ...     job_id: str
+        ...     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+        >>> conv = make_converter()
+        >>> c = conv.structure({"result": "success", "jobId": "j1"}, Created)
+        >>> c.job_id, c.raw["result"]
+        ('j1', 'success')
+    """
+    converter = _make_json_converter(forbid_extra_keys=False)
+    name_of = naming or _identity
+    _NAMING[converter] = name_of
+
+    converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook(int, _strict_int)
+    converter.register_structure_hook(float, _strict_float)
+    converter.register_structure_hook(bool, _strict_bool)
+
+    def structure_factory(cls: type[Any]) -> Callable[[Any, Any], Any]:
+        overrides: dict[str, Any] = {}
+        has_raw = False
+        for field in attrs.fields(cls):
+            if field.name == _RAW:
+                has_raw = True
+                overrides[field.name] = override(omit=True)
+                continue
+            wire = _field_wire_name(field, name_of)
+            if wire != field.name:
+                overrides[field.name] = override(rename=wire)
+        inner = make_dict_structure_fn(cls, converter, **overrides)
+
+        def hook(data: Any, _: Any) -> Any:
+            # A non-object where an object belongs must fail with a clear
+            # message (cattrs would report a misleading missing field).
+            if not isinstance(data, Mapping):
+                raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+            obj = inner(data, cls)
+            if has_raw:
+                # ``raw`` is filled after construction: it is not a wire field.
+                object.__setattr__(obj, _RAW, data)
+            return obj
+
+        return hook
+
+    def unstructure_factory(cls: type[Any]) -> Callable[[Any], Any]:
+        overrides: dict[str, Any] = {}
+        for field in attrs.fields(cls):
+            if field.name == _RAW:
+                overrides[field.name] = override(omit=True)
+                continue
+            wire = _field_wire_name(field, name_of)
+            if wire != field.name:
+                overrides[field.name] = override(rename=wire)
+        return make_dict_unstructure_fn(cls, converter, _cattrs_omit_if_default=True, **overrides)
+
+    def array_factory(tp: Any) -> Callable[[Any, Any], Any]:
+        inner = list_structure_factory(tp, converter)
+
+        def hook(data: Any, target: Any) -> Any:
+            # cattrs would iterate any iterable (a string, a dict's keys).
+            if not isinstance(data, list):
+                raise TypeError(f"expected a JSON array, got {type(data).__name__}")
+            return inner(data, target)
+
+        return hook
+
+    converter.register_structure_hook_factory(_is_json_array_type, array_factory)
+    converter.register_structure_hook_factory(attrs.has, structure_factory)
+    converter.register_unstructure_hook_factory(attrs.has, unstructure_factory)
+    return converter
+
+
+def _problems(exc: BaseException, path: str, naming: Callable[[str], str]) -> list[tuple[str, str]]:
+    """Walk a cattrs error like :func:`cattrs.transform_error`, but with wire names in the path."""
+    found: list[tuple[str, str]] = []
+    if isinstance(exc, ClassValidationError):
+        fields = {f.name: f for f in attrs.fields(exc.cl)} if attrs.has(exc.cl) else {}
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            field = fields.get(note.name)
+            wire = _field_wire_name(field, naming) if field is not None else note.name
+            sub_path = f"{path}.{wire}"
+            if isinstance(sub, ClassValidationError | IterableValidationError):
+                found.extend(_problems(sub, sub_path, naming))
+            else:
+                found.append((sub_path, format_exception(sub, note.type)))
+        found.extend((path, format_exception(sub, None)) for sub in without)
+    elif isinstance(exc, IterableValidationError):
+        with_inotes, iwithout = exc.group_exceptions()
+        for sub, inote in with_inotes:
+            sub_path = f"{path}[{inote.index!r}]"
+            if isinstance(sub, ClassValidationError | IterableValidationError):
+                found.extend(_problems(sub, sub_path, naming))
+            else:
+                found.append((sub_path, format_exception(sub, inote.type)))
+        found.extend((path, format_exception(sub, None)) for sub in iwithout)
+    else:
+        found.append((path, format_exception(exc, None)))
+    return found
+
+
+def structure(
+    converter: JsonConverter,
+    data: Any,
+    cls: type[T],
+    *,
+    provider: str,
+    endpoint: str,
+    status_code: int | None = None,
+) -> T:
+    """
+    Structure decoded JSON into ``cls``; any mismatch becomes a :class:`DecodeError`.
+
+    The error's ``path`` is the JSON path of the first problem, in wire names;
+    its message lists every problem (as :func:`cattrs.transform_error` does);
+    its ``__cause__`` is the cattrs error.
+
+    Raises:
+        DecodeError: a required field is missing or a field has the wrong type.
+
+    Example:
+        >>> import attrs
+        >>> @attrs.frozen
+        ... class Status:
+        ...     status: str
+        >>> Envelope = attrs.make_class("Envelope", {"data": attrs.field(type=Status)})
+        >>> conv = make_converter()
+        >>> try:
+        ...     structure(conv, {"data": {"status": 3}}, Envelope,
+        ...               provider="demo", endpoint="GET /x")
+        ... except DecodeError as err:
+        ...     print(err.path, type(err.__cause__).__name__)
+        $.data.status ClassValidationError
+    """
+    try:
+        return converter.structure(data, cls)
+    except (ClassValidationError, IterableValidationError, TypeError, ValueError, KeyError) as exc:
+        naming = _NAMING.get(converter, _identity)
+        problems = _problems(exc, "$", naming) or [("$", str(exc))]
+        path, first = problems[0]
+        message = f"response does not match {cls.__name__}: {first}"
+        if len(problems) > 1:
+            others = "; ".join(f"{text} @ {where}" for where, text in problems[1:4])
+            message += f" (at {path}; also: {others})"
+        raise DecodeError(
+            message, path=path, provider=provider, status_code=status_code, endpoint=endpoint
+        ) from exc
+
+
+def unstructure(converter: JsonConverter, obj: Any) -> dict[str, Any]:
+    """
+    Unstructure a request model into its JSON body (wire names, defaults omitted).
+
+    Example:
+        >>> import attrs
+        >>> @attrs.frozen
+        ... class Body:
+        ...     avatar_id: str
+        ...     voice_id: str | None = None
+        >>> unstructure(make_converter(), Body(avatar_id="a1"))
+        {'avatarId': 'a1'}
+    """
+    result = converter.unstructure(obj)
+    if not isinstance(result, dict):
+        raise TypeError(f"{type(obj).__name__} does not unstructure to a JSON object")
+    return result
