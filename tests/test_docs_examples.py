@@ -1,0 +1,403 @@
+"""
+Every Python example in the documentation runs, so the docs cannot rot.
+
+A small runner over the Markdown sources in ``docs/``: the fenced ``python``
+blocks of a page are collected, then run in order in one fresh namespace per
+page. Top-level ``await`` is allowed (the blocks are compiled with
+``ast.PyCF_ALLOW_TOP_LEVEL_AWAIT`` and run inside the test's event loop). When a
+page's examples use ``BASE_URL``, the runner starts the provider emulator on
+127.0.0.1 and puts its base URL there. A python block directly followed by a
+``text title="Output"`` block must print exactly that text.
+
+A block is skipped only when its title says so with a reason:
+```` ```python title="not run: needs a real key" ````. Such blocks are counted
+and listed by :func:`test_unrun_blocks_are_few_and_justified`.
+
+The page tables the benchmark scripts write (``docs/benchmarks/``) are not
+ours to run; the benchmarks page includes them.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib.util
+import inspect
+import io
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import attrs
+import pytest
+
+import aivideo_async
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+# Not pages with examples of ours: the build hook and the benchmark tables (other owners).
+EXCLUDED_DIRS = ("_hooks", "benchmarks")
+
+NOT_RUN_PREFIX = "not run:"
+OUTPUT_TITLE = "Output"
+
+_FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>.*)$")
+_TITLE = re.compile(r'title="(?P<title>[^"]*)"')
+
+
+@attrs.frozen
+class Block:
+    """One fenced code block of a Markdown page."""
+
+    page: str
+    line: int  # 1-based line of the opening fence
+    language: str
+    title: str | None
+    source: str
+
+    @property
+    def is_python(self) -> bool:
+        return self.language in {"python", "py"}
+
+    @property
+    def not_run_reason(self) -> str | None:
+        if self.title is not None and self.title.lower().startswith(NOT_RUN_PREFIX):
+            return self.title[len(NOT_RUN_PREFIX) :].strip()
+        return None
+
+
+@attrs.frozen
+class Example:
+    """A python block to run, and the output it must print (``None``: not checked)."""
+
+    block: Block
+    expected_output: str | None
+
+
+def parse_blocks(text: str, page: str) -> list[Block]:
+    """Return the fenced code blocks of ``text`` in order, de-indented to their fence."""
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        match = _FENCE_OPEN.match(lines[i])
+        if match is None:
+            i += 1
+            continue
+        indent, fence, info = match["indent"], match["fence"], match["info"].strip()
+        language = info.split(None, 1)[0].lstrip("{.").rstrip("}").lower() if info else ""
+        title_match = _TITLE.search(info)
+        body: list[str] = []
+        j = i + 1
+        closing = re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$")
+        while j < len(lines) and not closing.match(lines[j]):
+            body_line = lines[j]
+            # Blocks nested in admonitions or tabs are indented like their fence.
+            body.append(body_line[len(indent) :] if body_line.startswith(indent) else body_line)
+            j += 1
+        if j == len(lines):
+            raise ValueError(f"{page}:{i + 1}: code fence {fence!r} is never closed")
+        blocks.append(
+            Block(
+                page=page,
+                line=i + 1,
+                language=language,
+                title=title_match["title"] if title_match else None,
+                source="\n".join(body) + "\n",
+            )
+        )
+        i = j + 1
+    return blocks
+
+
+def examples_of(blocks: list[Block]) -> list[Example]:
+    """The python blocks to run, each paired with the ``Output`` block that follows it."""
+    examples: list[Example] = []
+    for index, block in enumerate(blocks):
+        if not block.is_python or block.not_run_reason is not None:
+            continue
+        expected: str | None = None
+        following = blocks[index + 1] if index + 1 < len(blocks) else None
+        if following is not None and following.title == OUTPUT_TITLE:
+            expected = following.source
+        examples.append(Example(block=block, expected_output=expected))
+    return examples
+
+
+def doc_pages() -> list[Path]:
+    """Markdown pages under ``docs/`` that are ours to run."""
+    return sorted(
+        path for path in DOCS.rglob("*.md") if path.relative_to(DOCS).parts[0] not in EXCLUDED_DIRS
+    )
+
+
+def page_blocks(path: Path) -> list[Block]:
+    return parse_blocks(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+
+
+class ExampleFailed(AssertionError):
+    """An example raised, or printed something other than its ``Output`` block."""
+
+
+def _normalise(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
+
+
+async def run_examples(examples: list[Example], namespace: dict[str, Any]) -> None:
+    """Run ``examples`` in order in ``namespace``; raise :class:`ExampleFailed` naming the block."""
+    for example in examples:
+        block = example.block
+        where = f"{block.page}:{block.line}"
+        buffer = io.StringIO()
+        try:
+            code = compile(
+                block.source, where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+            )
+            with contextlib.redirect_stdout(buffer):
+                if code.co_flags & inspect.CO_COROUTINE:
+                    await eval(code, namespace)
+                else:
+                    exec(code, namespace)
+        except Exception as exc:
+            raise ExampleFailed(f"the example at {where} raised {exc!r}") from exc
+        if example.expected_output is not None:
+            got, want = _normalise(buffer.getvalue()), _normalise(example.expected_output)
+            if got != want:
+                raise ExampleFailed(
+                    f"the example at {where} printed:\n{got}\n"
+                    f"--- but its Output block says:\n{want}"
+                )
+
+
+@contextlib.asynccontextmanager
+async def emulator_base_url() -> AsyncIterator[str]:
+    """Start the provider emulator on 127.0.0.1 with short job durations; yield its base URL."""
+    # Imported by name so this file type-checks before the emulator lands on main.
+    emulator_module: Any = importlib.import_module("aivideo_async.emulator")
+    config = emulator_module.EmulatorConfig(seed=1, time_scale=0.05)
+    async with emulator_module.run_emulator(config) as emulator:
+        yield str(emulator.base_url)
+
+
+def _uses_emulator(examples: list[Example]) -> bool:
+    return any(re.search(r"\bBASE_URL\b", example.block.source) for example in examples)
+
+
+PAGES_WITH_EXAMPLES = [
+    pytest.param(path, id=str(path.relative_to(DOCS)))
+    for path in doc_pages()
+    if examples_of(page_blocks(path))
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES)
+async def test_page_examples_run(
+    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    examples = examples_of(page_blocks(page))
+    # Examples write journals and downloads relative to the working directory, and may set
+    # or unset environment variables (keys): both are restored after the page.
+    monkeypatch.chdir(tmp_path)
+    saved_environ = dict(os.environ)
+    namespace: dict[str, Any] = {"__name__": "__docs_example__"}
+    try:
+        if _uses_emulator(examples):
+            async with emulator_base_url() as base_url:
+                namespace["BASE_URL"] = base_url
+                await run_examples(examples, namespace)
+        else:
+            await run_examples(examples, namespace)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_environ)
+
+
+# ---------------------------------------------------------------------------
+# The runner itself
+
+
+SAMPLE = """\
+# Page
+
+```python
+x = 1
+```
+
+!!! note
+    ```python
+    y = x + 1
+    print(y)
+    ```
+
+    ```text title="Output"
+    2
+    ```
+
+```python title="not run: needs a real key"
+raise RuntimeError("never runs")
+```
+
+````markdown
+```python
+this is quoted Markdown, not code
+```
+````
+
+```bash
+echo shell blocks are shown, not run
+```
+"""
+
+
+def test_parse_blocks_finds_nested_titled_and_quoted_blocks() -> None:
+    blocks = parse_blocks(SAMPLE, "sample.md")
+    assert [(b.language, b.line, b.title) for b in blocks] == [
+        ("python", 3, None),
+        ("python", 8, None),
+        ("text", 13, "Output"),
+        ("python", 17, "not run: needs a real key"),
+        ("markdown", 21, None),
+        ("bash", 27, None),
+    ]
+    assert blocks[1].source == "y = x + 1\nprint(y)\n"
+    assert blocks[3].not_run_reason == "needs a real key"
+
+
+def test_examples_pair_output_and_skip_not_run_blocks() -> None:
+    examples = examples_of(parse_blocks(SAMPLE, "sample.md"))
+    assert [e.block.line for e in examples] == [3, 8]
+    assert [e.expected_output for e in examples] == [None, "2\n"]
+
+
+def test_unclosed_fence_is_an_error() -> None:
+    with pytest.raises(ValueError, match=r"sample.md:1: code fence"):
+        parse_blocks("```python\nx = 1\n", "sample.md")
+
+
+@pytest.mark.anyio
+async def test_runner_shares_a_namespace_and_allows_top_level_await() -> None:
+    text = (
+        "```python\nimport anyio\nawait anyio.sleep(0)\nvalue = 41\n```\n\n"
+        "```python\nprint(value + 1)\n```\n\n"
+        '```text title="Output"\n42\n```\n'
+    )
+    namespace: dict[str, Any] = {}
+    await run_examples(examples_of(parse_blocks(text, "t.md")), namespace)
+    assert namespace["value"] == 41
+
+
+@pytest.mark.anyio
+async def test_runner_names_the_failing_block() -> None:
+    text = "```python\nx = 1\n```\n\n```python\nraise KeyError('boom')\n```\n"
+    with pytest.raises(ExampleFailed, match=r"t\.md:5 raised KeyError"):
+        await run_examples(examples_of(parse_blocks(text, "t.md")), {})
+
+
+@pytest.mark.anyio
+async def test_runner_rejects_output_that_differs() -> None:
+    text = '```python\nprint("a")\n```\n\n```text title="Output"\nb\n```\n'
+    with pytest.raises(ExampleFailed, match=r"t\.md:1 printed:\na\n--- but its Output"):
+        await run_examples(examples_of(parse_blocks(text, "t.md")), {})
+
+
+# Blocks intentionally not run, by page. Keep this list short; each needs a reason in its title.
+ALLOWED_UNRUN: dict[str, int] = {}
+
+
+def test_unrun_blocks_are_few_and_justified() -> None:
+    unrun: dict[str, int] = {}
+    for path in doc_pages():
+        for block in page_blocks(path):
+            if not block.is_python or block.title is None:
+                continue
+            if block.title.lower().startswith(NOT_RUN_PREFIX):
+                assert block.not_run_reason, f"{block.page}:{block.line}: say why it is not run"
+                name = str(path.relative_to(DOCS))
+                unrun[name] = unrun.get(name, 0) + 1
+    assert unrun == ALLOWED_UNRUN
+
+
+def test_every_python_block_is_run_or_marked() -> None:
+    # A typo in the marker ("not-run", "skip") would silently run or break; only the two
+    # forms are allowed: no title, "Output"-style titles of other languages, or "not run: ...".
+    for path in doc_pages():
+        for block in page_blocks(path):
+            if block.is_python and block.title is not None:
+                assert block.not_run_reason is not None or not re.search(
+                    r"skip|not.?run", block.title, re.IGNORECASE
+                ), f"{block.page}:{block.line}: write the marker as 'not run: <reason>'"
+
+
+# ---------------------------------------------------------------------------
+# The API reference covers every public name
+
+_DIRECTIVE = re.compile(r"^:::\s+(?P<target>[\w.]+)\s*$", re.MULTILINE)
+
+
+def reference_targets() -> list[str]:
+    targets: list[str] = []
+    for path in sorted((DOCS / "reference").glob("*.md")):
+        targets += [m["target"] for m in _DIRECTIVE.finditer(path.read_text(encoding="utf-8"))]
+    return targets
+
+
+def test_every_public_name_appears_in_the_reference() -> None:
+    documented = {t.removeprefix("aivideo_async.") for t in reference_targets()}
+    missing = sorted(set(aivideo_async.__all__) - documented)
+    assert missing == [], (
+        f"add `::: aivideo_async.NAME` entries under docs/reference/ for {missing}"
+    )
+
+
+def test_reference_entries_name_existing_objects_once() -> None:
+    targets = reference_targets()
+    assert len(targets) == len(set(targets)), "a name is documented twice"
+    for target in targets:
+        module_name, _, attr = target.rpartition(".")
+        if module_name == "aivideo_async":
+            assert attr in aivideo_async.__all__, f"{target} is not in aivideo_async.__all__"
+        else:
+            module = importlib.import_module(module_name)
+            assert hasattr(module, attr), target
+
+
+# ---------------------------------------------------------------------------
+# The benchmarks page and its build hook
+
+
+def _load_hook() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("docs_hook", DOCS / "_hooks" / "benchmarks.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hook_replaces_only_absent_benchmark_tables(tmp_path: Path) -> None:
+    hook = _load_hook()
+    (tmp_path / "docs" / "benchmarks").mkdir(parents=True)
+    (tmp_path / "docs" / "benchmarks" / "sse.md").write_text("| a |\n")
+    page = (
+        '## SSE\n--8<-- "docs/benchmarks/sse.md"\n'
+        '## Journal\n    --8<-- "docs/benchmarks/journal.md"\n'
+        '--8<-- "CHANGELOG.md"\n'
+    )
+    out = hook.replace_missing_includes(page, tmp_path)
+    assert out == (
+        '## SSE\n--8<-- "docs/benchmarks/sse.md"\n'
+        "## Journal\n    *Not yet measured: the table appears here once "
+        "`docs/benchmarks/journal.md` is committed.*\n"
+        '--8<-- "CHANGELOG.md"\n'
+    )
+
+
+def test_benchmarks_page_includes_every_table() -> None:
+    page = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    for table in sorted((DOCS / "benchmarks").glob("*.md")):
+        include = f'--8<-- "docs/benchmarks/{table.name}"'
+        assert include in page, f"docs/benchmarks.md does not include {table.name}"
