@@ -1,0 +1,1 @@
+"""AIVideoMaker (aivideomaker.ai API v1): text/image to video, long video."""

@@ -1,0 +1,1 @@
+"""Miraflow (miraflow.ai): avatar videos, images, media upload."""
