@@ -1,0 +1,1 @@
+"""NemoVideo: the wire layer (:mod:`._wire`) and drafts (:mod:`._draft`); the client follows."""
