@@ -1,0 +1,1114 @@
+"""
+One poll scheduler for every tracked job (ARCHITECTURE §4.2).
+
+Design, for 100k jobs in one process:
+
+- **One heap, one driver.** Each live job has at most one heap entry
+  ``(due, seq, handle)``: its next poll time, or its deadline if that comes
+  first. The driver task pops due jobs into a per-provider, per-kind *ready*
+  queue, dispatches them while budgets allow, and sleeps (through the injected
+  ``sleep``) until the next due time, a token refill or a pause end; tracking
+  an earlier job or finishing a poll wakes it early.
+- **Bounded polls.** ``max_in_flight`` worker tasks take dispatched polls from
+  a stream; no task per job. A provider has a concurrency cap and a token
+  bucket (:class:`ProviderLimits`), taken at dispatch time.
+- **Cadence vs errors.** After an answer the next poll follows the job's
+  :class:`PollPolicy` (full-jitter exponential, or near the completion time
+  estimated from progress; a server hint wins). Poll *errors* follow their own
+  policy: a 429 pauses the whole provider for Retry-After (clamped, AIMD slow
+  down of its rate); 5xx/transport errors are retried with backoff paid from
+  the provider's :class:`RetryBudget`, and consecutive failures open a circuit
+  breaker that pauses the provider and probes after a cool-down; a 401 pauses
+  the provider. No job fails because its provider is rate limiting or down
+  (RELIABILITY #24-#31); its deadline still ends it (``JobTimeout``).
+- **Coalescing.** When several jobs of one provider and kind are ready and the
+  backend's ``poll_many`` answers (a list endpoint), one call polls them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import logging
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Final, Self
+
+import anyio
+import anyio.abc
+import attrs
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .._backoff import RetryBudget, compute_delay
+from .._config import DEFAULT_POLL_POLICY, DEFAULT_RETRY_POLICY, PollPolicy, RetryPolicy
+from .._exceptions import (
+    AuthenticationError,
+    InvalidInput,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    JobTimeout,
+    NotFound,
+    RateLimited,
+    ReadTimeout,
+    TotalTimeout,
+)
+from .._models import JobResult, JobState, JobStatus
+from .._types import Clock, RandomSource, Sleep, anyio_sleep, monotonic_clock, system_random
+from ..providers._base import JobBackend
+from ._handle import JobHandle, JobUpdate, _Phase
+
+__all__ = ["ProviderLimits", "Scheduler"]
+
+logger = logging.getLogger("aivideo_async.jobs")
+
+_RANK: Final = {JobState.QUEUED: 0, JobState.RUNNING: 1}
+_FLAG_STUCK: Final = 1  # the stuck warning was logged
+_FLAG_SINGLE: Final = 2  # a coalesced answer missed it: next poll is a single one
+_MIN_RATE_FACTOR: Final = 1 / 16  # AIMD floor: a 429 storm slows a provider to 1/16 at worst
+_RATE_RECOVERY: Final = 0.02  # additive increase of the rate factor per good poll
+_ONE_TOKEN: Final = 1.0 - 1e-9  # float refills may land a hair under a whole token
+_FLOOR_FRACTION: Final = 0.1  # shortest delay between polls, as a fraction of policy.initial
+_ETA_MARGIN: Final = 0.03  # poll this fraction after the estimated completion
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InvalidInput(
+            field=f"{type(instance).__name__}.{attribute.name}",
+            value=value,
+            expected="a positive number",
+        )
+    if not math.isfinite(value):
+        raise InvalidInput(
+            field=f"{type(instance).__name__}.{attribute.name}",
+            value=value,
+            expected="a finite number",
+        )
+
+
+def _at_least_one(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(
+            field=f"{type(instance).__name__}.{attribute.name}",
+            value=value,
+            expected="an integer >= 1",
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ProviderLimits:
+    """
+    The poll budget of one provider.
+
+    Attributes:
+        rate: polls per second on average (token bucket refill rate).
+        burst: most polls sent back to back (token bucket size).
+        concurrency: most polls in flight at once.
+        batch_max: most jobs asked for in one coalesced ``poll_many`` call.
+
+    Example:
+        >>> ProviderLimits(rate=1.0, burst=2).concurrency
+        16
+        >>> try:
+        ...     ProviderLimits(rate=0)
+        ... except InvalidInput as exc:
+        ...     print(exc)
+        ProviderLimits.rate: got 0, expected a positive number
+    """
+
+    rate: float = attrs.field(default=10.0, validator=_positive)
+    burst: int = attrs.field(default=20, validator=_at_least_one)
+    concurrency: int = attrs.field(default=16, validator=_at_least_one)
+    batch_max: int = attrs.field(default=100, validator=_at_least_one)
+
+
+DEFAULT_PROVIDER_LIMITS: Final = ProviderLimits()
+
+
+class _Provider:
+    """Budget, pause and breaker state of one provider (mutable, driver-owned)."""
+
+    __slots__ = (
+        "backend",
+        "breaker",
+        "breaker_opens",
+        "failures",
+        "in_flight",
+        "limits",
+        "name",
+        "no_batch",
+        "pause_reason",
+        "paused_until",
+        "rate_factor",
+        "rate_limits",
+        "ready",
+        "refilled_at",
+        "retry_budget",
+        "tokens",
+    )
+
+    def __init__(
+        self, name: str, backend: JobBackend, limits: ProviderLimits, retry: RetryPolicy, now: float
+    ) -> None:
+        self.name = name
+        self.backend = backend
+        self.limits = limits
+        self.tokens = float(limits.burst)
+        self.refilled_at = now
+        self.rate_factor = 1.0
+        self.in_flight = 0
+        self.paused_until = -math.inf
+        self.pause_reason = ""
+        self.breaker = "closed"  # closed | open | half_open
+        self.breaker_opens = 0
+        self.failures = 0
+        self.rate_limits = 0
+        self.ready: dict[str, deque[JobHandle]] = {}
+        self.no_batch: set[str] = set()
+        self.retry_budget = RetryBudget(
+            capacity=retry.budget, retry_cost=retry.retry_cost, timeout_cost=retry.timeout_cost
+        )
+
+    def refill(self, now: float) -> None:
+        elapsed = now - self.refilled_at
+        if elapsed > 0:
+            rate = self.limits.rate * self.rate_factor
+            self.tokens = min(float(self.limits.burst), self.tokens + elapsed * rate)
+            self.refilled_at = now
+
+    def token_wait(self) -> float:
+        return (1.0 - self.tokens) / (self.limits.rate * self.rate_factor)
+
+
+_Batch = tuple[_Provider, str, list[JobHandle]]
+
+
+class Scheduler:
+    """
+    Polls every tracked job from one driver task, within per-provider budgets.
+
+    Args:
+        backends: the provider backends, by provider name.
+        poll_policy: the default cadence, deadline, stuck and 404-grace policy.
+        provider_limits: budgets per provider name (default :class:`ProviderLimits`).
+        max_in_flight: most polls in flight over all providers (= worker tasks).
+        on_terminal: awaited once per job when its handle is resolved (after
+            waiters were woken); the orchestrator journals the outcome there.
+        retry_policy: backoff of poll *errors* and the size of each provider's
+            retry budget.
+        max_pause: longest pause a ``Retry-After`` may impose; longer hints are
+            clamped with a warning (RELIABILITY #26).
+        breaker_threshold: consecutive failed polls that open a provider's breaker.
+        breaker_cooldown: first cool-down of an open breaker (doubling, up to
+            ``max_pause``), after which one probe poll is sent.
+        auth_pause: how long a 401 on a poll pauses the provider (RELIABILITY #28).
+        clock, sleep, rng: the time and randomness seam (STYLE #18).
+
+    Example::
+
+        async with Scheduler(backends={"miraflow": mira}) as scheduler:
+            handle = scheduler.track(provider="miraflow", kind="video",
+                                     job_id="cmjob1", key="row-1")
+            result = await handle
+    """
+
+    def __init__(
+        self,
+        *,
+        backends: Mapping[str, JobBackend],
+        poll_policy: PollPolicy = DEFAULT_POLL_POLICY,
+        provider_limits: Mapping[str, ProviderLimits] | None = None,
+        max_in_flight: int = 64,
+        on_terminal: Callable[[JobHandle], Awaitable[None]] | None = None,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        max_pause: float = 300.0,
+        breaker_threshold: int = 5,
+        breaker_cooldown: float = 5.0,
+        auth_pause: float = 60.0,
+        clock: Clock = monotonic_clock,
+        sleep: Sleep = anyio_sleep,
+        rng: RandomSource = system_random,
+    ) -> None:
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int):
+            raise InvalidInput(field="max_in_flight", value=max_in_flight, expected="an int >= 1")
+        if max_in_flight < 1:
+            raise InvalidInput(field="max_in_flight", value=max_in_flight, expected="an int >= 1")
+        if isinstance(breaker_threshold, bool) or not isinstance(breaker_threshold, int):
+            raise InvalidInput(
+                field="breaker_threshold", value=breaker_threshold, expected="an int >= 1"
+            )
+        if breaker_threshold < 1:
+            raise InvalidInput(
+                field="breaker_threshold", value=breaker_threshold, expected="an int >= 1"
+            )
+        for name, value in (
+            ("max_pause", max_pause),
+            ("breaker_cooldown", breaker_cooldown),
+            ("auth_pause", auth_pause),
+        ):
+            number: object = value
+            if not (isinstance(number, int | float) and math.isfinite(number) and number > 0):
+                raise InvalidInput(field=name, value=value, expected="a positive finite number")
+        limits = dict(provider_limits or {})
+        unknown = sorted(set(limits) - set(backends))
+        if unknown:
+            raise InvalidInput(
+                field="provider_limits",
+                value=unknown,
+                expected=f"provider names among {sorted(backends)}",
+            )
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._policy = poll_policy
+        self._retry = retry_policy
+        self._max_in_flight = max_in_flight
+        self._on_terminal = on_terminal
+        self._max_pause = float(max_pause)
+        self._breaker_threshold = breaker_threshold
+        self._breaker_cooldown = float(breaker_cooldown)
+        self._auth_pause = float(auth_pause)
+        now = clock()
+        self._providers: dict[str, _Provider] = {
+            name: _Provider(
+                name, backend, limits.get(name, DEFAULT_PROVIDER_LIMITS), retry_policy, now
+            )
+            for name, backend in backends.items()
+        }
+        self._jobs: dict[str, dict[str, JobHandle]] = {name: {} for name in backends}
+        self._heap: list[tuple[float, int, JobHandle]] = []
+        self._seq = 0
+        self._in_flight = 0
+        self._sleep_until = math.inf
+        self._wake_event: anyio.Event | None = None
+        self._send: MemoryObjectSendStream[_Batch] | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._stats: dict[str, int] = dict.fromkeys(
+            (
+                "polls",
+                "polled_jobs",
+                "poll_errors",
+                "coalesced_calls",
+                "coalesced_jobs",
+                "pauses",
+                "rate_limited",
+                "auth_pauses",
+                "breaker_opens",
+                "in_flight_max",
+                "succeeded",
+                "failed",
+                "cancelled",
+                "timeouts",
+                "not_found",
+                "stuck",
+                "unknown_statuses",
+                "backwards",
+            ),
+            0,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise RuntimeError("this Scheduler is already running")
+        stack = contextlib.AsyncExitStack()
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        send, receive = anyio.create_memory_object_stream[_Batch](self._max_in_flight)
+        stack.push_async_callback(self._stop, tg)
+        self._stack, self._tg, self._send = stack, tg, send
+        tg.start_soon(self._drive, name="aivideo_async scheduler driver")
+        for _ in range(self._max_in_flight):
+            tg.start_soon(self._work, receive.clone())
+        receive.close()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the driver and workers; unresolved handles stay unresolved."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.__aexit__(exc_type, exc, tb)
+
+    async def _stop(self, tg: anyio.abc.TaskGroup) -> None:
+        tg.cancel_scope.cancel()
+        if self._send is not None:
+            self._send.close()
+        self._send = None
+        self._tg = None
+
+    # -- public API -----------------------------------------------------------------
+
+    def track(
+        self,
+        *,
+        provider: str,
+        kind: str,
+        job_id: str,
+        key: str,
+        created_at: float | None = None,
+        policy: PollPolicy | None = None,
+    ) -> JobHandle:
+        """
+        Start polling a job and return its handle; idempotent per ``(provider, job_id)``.
+
+        Args:
+            provider: a provider name given in ``backends``.
+            kind: the job kind, passed to the backend's ``poll``.
+            job_id: the provider's job id.
+            key: the journal key (shown in reprs and errors).
+            created_at: the clock time of the create call; deadlines and the
+                404 grace window count from it. ``None`` means now.
+            policy: this job's poll policy (default: the scheduler's).
+
+        Raises:
+            InvalidInput: unknown provider.
+
+        Example::
+
+            handle = scheduler.track(provider="aivideomaker", kind="task",
+                                     job_id="cktask0001", key="batch-3/17")
+        """
+        jobs = self._jobs.get(provider)
+        if jobs is None:
+            raise InvalidInput(
+                field="provider", value=provider, expected=f"one of {sorted(self._providers)}"
+            )
+        existing = jobs.get(job_id)
+        if existing is not None:
+            return existing
+        policy = self._policy if policy is None else policy
+        now = self._clock()
+        created = now if created_at is None else float(created_at)
+        handle = JobHandle(provider=provider, kind=kind, job_id=job_id, key=key)
+        handle._scheduler = self
+        handle._s_created = created
+        handle._s_deadline = None if policy.deadline is None else created + policy.deadline
+        handle._s_policy = policy
+        handle._s_attempt = 0
+        handle._s_errors = 0
+        handle._s_changed = now
+        handle._s_prog = None
+        handle._s_flags = 0
+        jobs[job_id] = handle
+        self._schedule(handle, max(now, created + self._delay(policy, 0)))
+        return handle
+
+    def pause_provider(self, provider: str, seconds: float, *, reason: str = "paused") -> None:
+        """
+        Pause every poll of ``provider`` for ``seconds`` (clamped to ``max_pause``).
+
+        Used for a 429 on a poll and by the orchestrator for a 429 on a create.
+        Jobs keep their deadlines; none fails because of the pause.
+
+        Example::
+
+            scheduler.pause_provider("aivideomaker", 30.0, reason="429 on create")
+        """
+        prov = self._providers.get(provider)
+        if prov is None:
+            raise InvalidInput(
+                field="provider", value=provider, expected=f"one of {sorted(self._providers)}"
+            )
+        given: object = seconds
+        if not (isinstance(given, int | float) and given >= 0 and not math.isnan(given)):
+            raise InvalidInput(field="seconds", value=seconds, expected="a number >= 0")
+        self._pause(prov, float(seconds), reason, self._clock())
+
+    def resume_provider(self, provider: str) -> None:
+        """
+        End a pause of ``provider`` now (e.g. after new credentials were set).
+
+        Example::
+
+            scheduler.resume_provider("miraflow")
+        """
+        prov = self._providers.get(provider)
+        if prov is None:
+            raise InvalidInput(
+                field="provider", value=provider, expected=f"one of {sorted(self._providers)}"
+            )
+        now = self._clock()
+        until, prov.paused_until = prov.paused_until, -math.inf
+        prov.refilled_at = min(prov.refilled_at, now)
+        if until > now:
+            # Jobs parked to the pause end become due now (rare; a scan is fine).
+            for at, seq, handle in list(self._heap):
+                if (
+                    at == until
+                    and handle.provider == provider
+                    and handle._s_phase is _Phase.SCHEDULED
+                    and handle._s_seq == seq
+                ):
+                    self._schedule(handle, now)
+        if prov.breaker == "open":
+            prov.breaker = "half_open"
+        self._wake()
+
+    def handles(self) -> list[JobHandle]:
+        """
+        Return the handles still being tracked (not resolved).
+
+        Example::
+
+            pending = [h for h in scheduler.handles() if h.status is None]
+        """
+        return [h for jobs in self._jobs.values() for h in jobs.values()]
+
+    def stats(self) -> dict[str, Any]:
+        """
+        Return counters: ``polls`` (requests), ``polled_jobs``, ``poll_errors``,
+        ``coalesced_calls``, ``pauses``, ``rate_limited``, ``breaker_opens``,
+        ``in_flight_max``, ``tracked`` and outcomes, plus per-provider state.
+
+        Example::
+
+            print(scheduler.stats()["polls"], scheduler.stats()["coalesced_calls"])
+        """
+        out: dict[str, Any] = dict(self._stats)
+        out["tracked"] = sum(len(jobs) for jobs in self._jobs.values())
+        out["in_flight"] = self._in_flight
+        now = self._clock()
+        out["providers"] = {
+            name: {
+                "in_flight": p.in_flight,
+                "paused_for": max(0.0, p.paused_until - now),
+                "pause_reason": p.pause_reason if p.paused_until > now else "",
+                "breaker": p.breaker,
+                "rate_factor": p.rate_factor,
+                "retry_tokens": p.retry_budget.tokens,
+                "ready": sum(len(d) for d in p.ready.values()),
+            }
+            for name, p in self._providers.items()
+        }
+        return out
+
+    # -- cadence ----------------------------------------------------------------------
+
+    def _delay(self, policy: PollPolicy, attempt: int) -> float:
+        floor = policy.initial * _FLOOR_FRACTION
+        delay = compute_delay(
+            attempt,
+            base=policy.initial,
+            cap=policy.cap,
+            factor=policy.factor,
+            jitter=policy.jitter,
+            rng=self._rng,
+        )
+        return max(floor, delay)
+
+    def _next_delay(self, handle: JobHandle, status: JobStatus, now: float) -> float:
+        policy: PollPolicy = handle._s_policy
+        if status.retry_after is not None and status.retry_after >= 0:
+            # A server hint wins over our own cadence (STYLE #17).
+            return min(float(status.retry_after), self._max_pause)
+        floor = policy.initial * _FLOOR_FRACTION
+        estimate = self._estimate(handle, status, now)
+        if estimate is not None:
+            jitter = 1.0 + _ETA_MARGIN * (1.0 + self._rng.random())
+            return min(policy.cap, max(floor, estimate * jitter))
+        handle._s_attempt += 1
+        return self._delay(policy, handle._s_attempt)
+
+    def _estimate(self, handle: JobHandle, status: JobStatus, now: float) -> float | None:
+        """Seconds to the completion estimated from two progress observations."""
+        progress = status.progress
+        if progress is None or status.state is not JobState.RUNNING:
+            return None
+        previous: tuple[float, float] | None = handle._s_prog
+        if previous is None or progress < previous[1]:
+            handle._s_prog = (now, progress)
+            return None
+        then, before = previous
+        if progress == before or now <= then:
+            # No new information: estimate from the last rate if a poll is
+            # already overdue, else fall back to the cadence.
+            return None
+        handle._s_prog = (now, progress)
+        rate = (progress - before) / (now - then)
+        return max(0.0, 1.0 - progress) / rate
+
+    # -- heap and driver ----------------------------------------------------------------
+
+    def _schedule(self, handle: JobHandle, at: float) -> None:
+        deadline: float | None = handle._s_deadline
+        if deadline is not None and deadline < at:
+            at = deadline
+        self._seq += 1
+        handle._s_seq = self._seq
+        handle._s_phase = _Phase.SCHEDULED
+        heapq.heappush(self._heap, (at, self._seq, handle))
+        if at < self._sleep_until:
+            self._wake()
+
+    def _wake(self) -> None:
+        event = self._wake_event
+        if event is not None:
+            self._wake_event = None
+            event.set()
+
+    async def _drive(self) -> None:
+        while True:
+            now = self._clock()
+            self._pop_due(now)
+            next_at = self._dispatch(now)
+            if self._heap:
+                next_at = min(next_at, self._heap[0][0])
+            await self._idle(next_at)
+
+    async def _idle(self, until: float) -> None:
+        delay = until - self._clock()
+        if delay <= 0:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = self._wake_event = anyio.Event()
+        self._sleep_until = until
+        try:
+            if math.isinf(delay):
+                await event.wait()
+                return
+            async with anyio.create_task_group() as tg:
+
+                async def timer() -> None:
+                    await self._sleep(delay)
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(timer)
+                await event.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            self._sleep_until = -math.inf
+            self._wake_event = None
+
+    def _pop_due(self, now: float) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, seq, handle = heapq.heappop(heap)
+            if handle._s_phase is not _Phase.SCHEDULED or handle._s_seq != seq:
+                continue  # stale: resolved, or rescheduled since
+            deadline: float | None = handle._s_deadline
+            if deadline is not None and now >= deadline:
+                self._time_out(handle, now)
+                continue
+            prov = self._providers[handle.provider]
+            if prov.paused_until > now:
+                # The provider is paused: wait for the pause end (or the
+                # deadline) in the heap, so deadlines still fire (#26).
+                self._schedule(handle, prov.paused_until)
+                continue
+            handle._s_phase = _Phase.READY
+            queue = prov.ready.get(handle.kind)
+            if queue is None:
+                queue = prov.ready[handle.kind] = deque()
+            queue.append(handle)
+
+    def _dispatch(self, now: float) -> float:
+        """Send ready polls while budgets allow; return when to look again."""
+        next_at = math.inf
+        for prov in self._providers.values():
+            if not prov.ready:
+                continue
+            if prov.paused_until > now:
+                self._park_ready(prov)
+                continue
+            if prov.breaker == "open":
+                prov.breaker = "half_open"
+                logger.info("%s: breaker half-open, sending one probe poll", prov.name)
+            cap = 1 if prov.breaker == "half_open" else prov.limits.concurrency
+            for kind in list(prov.ready):
+                queue = prov.ready[kind]
+                while queue:
+                    if self._in_flight >= self._max_in_flight or prov.in_flight >= cap:
+                        break  # a finishing poll wakes the driver
+                    prov.refill(now)
+                    if prov.tokens < _ONE_TOKEN:
+                        next_at = min(next_at, now + max(prov.token_wait(), 1e-3))
+                        break
+                    batch = self._take(prov, kind, queue, now)
+                    if not batch:
+                        continue
+                    prov.tokens -= 1.0
+                    prov.in_flight += 1
+                    self._in_flight += 1
+                    if self._in_flight > self._stats["in_flight_max"]:
+                        self._stats["in_flight_max"] = self._in_flight
+                    assert self._send is not None
+                    self._send.send_nowait((prov, kind, batch))
+                if not queue:
+                    del prov.ready[kind]
+        return next_at
+
+    def _take(
+        self, prov: _Provider, kind: str, queue: deque[JobHandle], now: float
+    ) -> list[JobHandle]:
+        limit = 1 if kind in prov.no_batch or len(queue) < 2 else prov.limits.batch_max
+        batch: list[JobHandle] = []
+        while queue and len(batch) < limit:
+            handle = queue[0]
+            if handle._s_phase is not _Phase.READY:
+                queue.popleft()
+                continue
+            deadline: float | None = handle._s_deadline
+            if deadline is not None and now >= deadline:
+                queue.popleft()
+                self._time_out(handle, now)
+                continue
+            if handle._s_flags & _FLAG_SINGLE:
+                # The list endpoint did not answer for it last time.
+                if batch:
+                    break
+                handle._s_flags &= ~_FLAG_SINGLE
+                limit = 1
+            queue.popleft()
+            handle._s_phase = _Phase.IN_FLIGHT
+            batch.append(handle)
+        return batch
+
+    def _park_ready(self, prov: _Provider) -> None:
+        """Move a paused provider's ready jobs back to the heap, to the pause end."""
+        queues, prov.ready = prov.ready, {}
+        for queue in queues.values():
+            for handle in queue:
+                if handle._s_phase is _Phase.READY:
+                    self._schedule(handle, prov.paused_until)
+
+    def _requeue(self, prov: _Provider, kind: str, handles: Sequence[JobHandle]) -> None:
+        """Put polled-but-unanswered jobs back at the front of their ready queue."""
+        queue = prov.ready.get(kind)
+        if queue is None:
+            queue = prov.ready[kind] = deque()
+        for handle in reversed(handles):
+            if not handle.done():
+                handle._s_phase = _Phase.READY
+                queue.appendleft(handle)
+        self._wake()
+
+    # -- pauses and breaker -------------------------------------------------------------
+
+    def _pause(self, prov: _Provider, seconds: float, reason: str, now: float) -> None:
+        if seconds > self._max_pause:
+            logger.warning(
+                "%s: pause of %.0f s (%s) clamped to %.0f s",
+                prov.name,
+                seconds,
+                reason,
+                self._max_pause,
+            )
+            seconds = self._max_pause
+        until = now + seconds
+        self._stats["pauses"] += 1
+        if until > prov.paused_until:
+            prov.paused_until = until
+            prov.pause_reason = reason
+            # No tokens pile up during the pause: polls resume at the rate,
+            # not as a burst that would trip the limit again (#25).
+            prov.tokens = 0.0
+            prov.refilled_at = until
+        if prov.ready:
+            self._park_ready(prov)
+        self._wake()
+
+    def _rate_limited(self, prov: _Provider, error: RateLimited, now: float) -> None:
+        prov.rate_limits += 1
+        self._stats["rate_limited"] += 1
+        prov.rate_factor = max(_MIN_RATE_FACTOR, prov.rate_factor / 2)
+        if error.retry_after is not None:
+            seconds = max(0.0, error.retry_after)
+        else:
+            seconds = compute_delay(
+                prov.rate_limits - 1, base=1.0, cap=60.0, factor=2.0, jitter=False
+            )
+        # Jitter (up to +10 %) so many clients paused together do not return together.
+        seconds *= 1.0 + 0.1 * self._rng.random()
+        logger.info("%s: 429 on a poll; pausing polls for %.1f s", prov.name, seconds)
+        self._pause(prov, seconds, "rate limited (429)", now)
+
+    def _poll_failed(self, prov: _Provider, now: float) -> None:
+        prov.failures += 1
+        self._stats["poll_errors"] += 1
+        reopen = prov.breaker == "half_open"
+        if reopen or (prov.breaker == "closed" and prov.failures >= self._breaker_threshold):
+            prov.breaker = "open"
+            prov.breaker_opens += 1
+            self._stats["breaker_opens"] += 1
+            cooldown = compute_delay(
+                prov.breaker_opens - 1,
+                base=self._breaker_cooldown,
+                cap=self._max_pause,
+                factor=2.0,
+                jitter=False,
+            )
+            logger.warning(
+                "%s: %d failed polls in a row; breaker open, pausing polls for %.1f s",
+                prov.name,
+                prov.failures,
+                cooldown,
+            )
+            self._pause(prov, cooldown, "breaker open", now)
+
+    def _poll_ok(self, prov: _Provider) -> None:
+        if prov.breaker != "closed":
+            logger.info("%s: poll succeeded; breaker closed", prov.name)
+            prov.breaker = "closed"
+            prov.breaker_opens = 0
+        prov.failures = 0
+        prov.rate_limits = 0
+        prov.retry_budget.record_success()
+        if prov.rate_factor < 1.0:
+            prov.rate_factor = min(1.0, prov.rate_factor + _RATE_RECOVERY)
+
+    # -- workers --------------------------------------------------------------------------
+
+    async def _work(self, receive: MemoryObjectReceiveStream[_Batch]) -> None:
+        async with receive:
+            async for prov, kind, batch in receive:
+                resolved: list[JobHandle] = []
+                try:
+                    await self._poll(prov, kind, batch, resolved)
+                finally:
+                    prov.in_flight -= 1
+                    self._in_flight -= 1
+                    if any(p.ready for p in self._providers.values()):
+                        self._wake()  # capacity freed for jobs waiting on it
+                for handle in resolved:
+                    await self._notify(handle)
+
+    async def _poll(
+        self, prov: _Provider, kind: str, batch: list[JobHandle], resolved: list[JobHandle]
+    ) -> None:
+        backend = prov.backend
+        self._stats["polls"] += 1
+        try:
+            if len(batch) > 1:
+                answers = await backend.poll_many(kind, [h.job_id for h in batch])
+                if answers is None:
+                    # No list endpoint for this kind: no request was made.
+                    self._stats["polls"] -= 1
+                    prov.no_batch.add(kind)
+                    prov.tokens = min(float(prov.limits.burst), prov.tokens + 1.0)
+                    self._requeue(prov, kind, batch)
+                    return
+                self._stats["coalesced_calls"] += 1
+                self._stats["coalesced_jobs"] += len(batch)
+                now = self._clock()
+                self._poll_ok(prov)
+                missing: list[JobHandle] = []
+                for handle in batch:
+                    status = answers.get(handle.job_id)
+                    if status is None:
+                        missing.append(handle)
+                    else:
+                        self._stats["polled_jobs"] += 1
+                        self._observe(handle, status, now, resolved)
+                if missing:
+                    # Jobs the list did not answer for are polled one by one.
+                    for handle in missing:
+                        handle._s_flags |= _FLAG_SINGLE
+                    self._requeue(prov, kind, missing)
+                return
+            handle = batch[0]
+            status = await backend.poll(kind, handle.job_id)
+            now = self._clock()
+            self._stats["polled_jobs"] += 1
+            self._poll_ok(prov)
+            self._observe(handle, status, now, resolved)
+        except RateLimited as exc:
+            now = self._clock()
+            self._rate_limited(prov, exc, now)
+            self._requeue_or_time_out(prov, kind, batch, now, resolved)
+        except AuthenticationError as exc:
+            now = self._clock()
+            self._stats["auth_pauses"] += 1
+            logger.error(
+                "%s: authentication failed on a poll (%s); pausing polls for %.0f s",
+                prov.name,
+                exc.message or "401",
+                self._auth_pause,
+            )
+            self._pause(prov, self._auth_pause, "authentication failed", now)
+            self._requeue_or_time_out(prov, kind, batch, now, resolved)
+        except NotFound as exc:
+            now = self._clock()
+            if len(batch) > 1:
+                self._failed(prov, batch, exc, now, resolved)
+            else:
+                self._not_found(batch[0], exc, now, resolved)
+        except Exception as exc:
+            # Transport errors, 5xx, garbled answers and backend bugs alike:
+            # never fatal to a job; retried under the error policy.
+            self._failed(prov, batch, exc, self._clock(), resolved)
+
+    def _requeue_or_time_out(
+        self,
+        prov: _Provider,
+        kind: str,
+        batch: list[JobHandle],
+        now: float,
+        resolved: list[JobHandle],
+    ) -> None:
+        for handle in batch:
+            if handle.done():
+                continue
+            deadline: float | None = handle._s_deadline
+            if deadline is not None and now >= deadline:
+                self._time_out(handle, now, notify=False)
+                resolved.append(handle)
+            else:
+                self._schedule(handle, prov.paused_until)
+
+    def _failed(
+        self,
+        prov: _Provider,
+        batch: list[JobHandle],
+        exc: Exception,
+        now: float,
+        resolved: list[JobHandle],
+    ) -> None:
+        logger.debug("%s: poll failed: %r", prov.name, exc)
+        self._poll_failed(prov, now)
+        timeout = isinstance(exc, ReadTimeout | TotalTimeout)
+        # One retry of the call costs the budget once, whatever the batch size.
+        paid = prov.retry_budget.try_acquire(timeout=timeout)
+        for handle in batch:
+            if handle.done():
+                continue
+            deadline: float | None = handle._s_deadline
+            if deadline is not None and now >= deadline:
+                self._time_out(handle, now, notify=False)
+                resolved.append(handle)
+                continue
+            handle._s_errors += 1
+            if paid:
+                delay = compute_delay(
+                    handle._s_errors - 1,
+                    base=self._retry.base,
+                    cap=self._retry.cap,
+                    jitter=self._retry.jitter,
+                    rng=self._rng,
+                )
+            else:
+                # Budget empty: no fast retries; poll at the slowest cadence (#31).
+                policy: PollPolicy = handle._s_policy
+                delay = max(policy.cap, self._retry.cap) * (0.5 + 0.5 * self._rng.random())
+            self._schedule(handle, max(now + delay, prov.paused_until))
+
+    def _not_found(
+        self, handle: JobHandle, exc: NotFound, now: float, resolved: list[JobHandle]
+    ) -> None:
+        if handle.done():
+            return
+        policy: PollPolicy = handle._s_policy
+        age = now - handle._s_created
+        if age < policy.not_found_grace:
+            # Read-after-write lag: the job may not be visible yet (#27).
+            logger.debug("%s: job %s not found %.1f s after create", handle.provider, handle, age)
+            handle._s_attempt += 1
+            delay = self._delay(policy, handle._s_attempt)
+            self._schedule(handle, now + delay)
+            return
+        message = exc.message or "not found"
+        error = JobNotFound(
+            f"{handle.provider} does not know job {handle.job_id!r} {age:.0f} s after create: "
+            f"{message}",
+            job_id=handle.job_id,
+            key=handle.key,
+            provider=handle.provider,
+            status_code=exc.status_code,
+            body_code=exc.body_code,
+            endpoint=exc.endpoint,
+        )
+        error.__cause__ = exc
+        if self._finish(handle, JobHandle.Status.NOT_FOUND, error=error):
+            self._stats["not_found"] += 1
+            resolved.append(handle)
+
+    # -- observations -----------------------------------------------------------------
+
+    def _observe(
+        self, handle: JobHandle, status: JobStatus, now: float, resolved: list[JobHandle]
+    ) -> None:
+        if handle.done():
+            return  # terminal states are sticky (#29)
+        handle._s_errors = 0
+        previous = handle.status
+        if not status.known:
+            self._stats["unknown_statuses"] += 1
+            logger.warning(
+                "%s: unknown status %r for job %s; treating it as running (RELIABILITY #29)",
+                handle.provider,
+                status.raw_status,
+                handle.job_id,
+            )
+        state = status.state
+        if state.is_terminal:
+            handle.status = status
+            handle._publish(self._update(handle, status, now))
+            if self._finish_terminal(handle, status):
+                resolved.append(handle)
+            return
+        if previous is not None and self._backwards(previous, status):
+            self._stats["backwards"] += 1
+            logger.info(
+                "%s: job %s went from %s %s to %s %s; ignored",
+                handle.provider,
+                handle.job_id,
+                previous.raw_status,
+                previous.progress,
+                status.raw_status,
+                status.progress,
+            )
+            status = previous
+        elif (
+            previous is None
+            or previous.state is not state
+            or previous.progress != status.progress
+            or previous.raw_status != status.raw_status
+        ):
+            handle.status = status
+            handle._s_changed = now
+            handle._s_flags &= ~_FLAG_STUCK
+            handle._publish(self._update(handle, status, now))
+        else:
+            handle.status = status
+        policy: PollPolicy = handle._s_policy
+        if (
+            policy.stuck_after is not None
+            and now - handle._s_changed >= policy.stuck_after
+            and not handle._s_flags & _FLAG_STUCK
+        ):
+            handle._s_flags |= _FLAG_STUCK
+            self._stats["stuck"] += 1
+            logger.warning(
+                "%s: job %s (key %r) unchanged (%s) for %.0f s; still polling",
+                handle.provider,
+                handle.job_id,
+                handle.key,
+                status.raw_status,
+                now - handle._s_changed,
+            )
+        deadline: float | None = handle._s_deadline
+        if deadline is not None and now >= deadline:
+            self._time_out(handle, now, notify=False)
+            resolved.append(handle)
+            return
+        self._schedule(handle, now + self._next_delay(handle, status, now))
+
+    @staticmethod
+    def _backwards(previous: JobStatus, status: JobStatus) -> bool:
+        before = _RANK.get(previous.state, 2)
+        after = _RANK.get(status.state, 2)
+        if after < before:
+            return True
+        return (
+            after == before
+            and previous.progress is not None
+            and status.progress is not None
+            and status.progress < previous.progress
+        )
+
+    @staticmethod
+    def _update(handle: JobHandle, status: JobStatus, now: float) -> JobUpdate:
+        return JobUpdate(
+            handle_key=handle.key,
+            job_id=handle.job_id,
+            state=status.state,
+            progress=status.progress,
+            raw_status=status.raw_status,
+            at=now,
+        )
+
+    def _finish_terminal(self, handle: JobHandle, status: JobStatus) -> bool:
+        ids: dict[str, Any] = {
+            "job_id": handle.job_id,
+            "key": handle.key,
+            "provider": handle.provider,
+        }
+        match status.state:
+            case JobState.SUCCEEDED:
+                result = status.result or JobResult(
+                    provider=handle.provider, kind=handle.kind, job_id=handle.job_id, raw=status.raw
+                )
+                done = self._finish(handle, JobHandle.Status.SUCCEEDED, result=result)
+                self._stats["succeeded"] += done
+                return done
+            case JobState.FAILED:
+                message = status.message or f"the job ended with status {status.raw_status!r}"
+                done = self._finish(
+                    handle, JobHandle.Status.FAILED, error=JobFailed(message, **ids)
+                )
+                self._stats["failed"] += done
+                return done
+            case JobState.CANCELED:
+                message = status.message or f"cancelled at the provider ({status.raw_status})"
+                cancelled = JobCancelled(message, **ids)
+                done = self._finish(handle, JobHandle.Status.CANCELLED, error=cancelled)
+                self._stats["cancelled"] += done
+                return done
+            case _:  # pragma: no cover - only terminal states reach here
+                raise AssertionError(status.state)
+
+    def _finish(
+        self,
+        handle: JobHandle,
+        status: JobHandle.Status,
+        *,
+        result: JobResult | None = None,
+        error: JobTimeout | JobFailed | JobCancelled | JobNotFound | None = None,
+    ) -> bool:
+        if not handle._resolve(status, result=result, error=error):
+            return False
+        jobs = self._jobs.get(handle.provider)
+        if jobs is not None and jobs.get(handle.job_id) is handle:
+            del jobs[handle.job_id]
+        return True
+
+    def _time_out(self, handle: JobHandle, now: float, *, notify: bool = True) -> None:
+        policy: PollPolicy = handle._s_policy
+        error = JobTimeout(
+            f"no final state within the deadline of {policy.deadline} s; "
+            "the remote job was left running",
+            job_id=handle.job_id,
+            key=handle.key,
+            provider=handle.provider,
+        )
+        if self._finish(handle, JobHandle.Status.TIMED_OUT, error=error):
+            self._stats["timeouts"] += 1
+            if notify and self._on_terminal is not None and self._tg is not None:
+                self._tg.start_soon(self._notify, handle)
+
+    async def _notify(self, handle: JobHandle) -> None:
+        if self._on_terminal is None:
+            return
+        try:
+            await self._on_terminal(handle)
+        except Exception:
+            logger.exception("on_terminal failed for job %s (key %r)", handle.job_id, handle.key)
+
+    async def _cancel(self, handle: JobHandle, *, remote: bool) -> None:
+        if remote:
+            backend = self._providers[handle.provider].backend
+            if not backend.supports_cancel(handle.kind):
+                raise InvalidInput(
+                    field="remote",
+                    value=True,
+                    expected=f"False: {handle.provider} cannot cancel {handle.kind} jobs",
+                    provider=handle.provider,
+                )
+            await backend.cancel(handle.kind, handle.job_id)
+            message = "cancelled at the provider on request"
+        else:
+            message = "cancelled locally; the remote job was left running"
+        error = JobCancelled(
+            message, job_id=handle.job_id, key=handle.key, provider=handle.provider
+        )
+        if self._finish(handle, JobHandle.Status.CANCELLED, error=error):
+            self._stats["cancelled"] += 1
+            await self._notify(handle)

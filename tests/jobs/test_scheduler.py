@@ -1,0 +1,524 @@
+"""Targeted tests of the poll scheduler on virtual time (RELIABILITY #24-#31)."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from aivideo_async._config import PollPolicy
+from aivideo_async._exceptions import (
+    AuthenticationError,
+    InvalidInput,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    JobTimeout,
+    RateLimited,
+    ReadTimeout,
+    ServerError,
+)
+from aivideo_async._models import JobState
+from aivideo_async.jobs._handle import JobHandle
+from aivideo_async.jobs._scheduler import ProviderLimits, Scheduler
+from tests.jobs.test_scheduler_fakes import FakeBackend, FakeTime, FixedRandom, settle
+
+pytestmark = pytest.mark.anyio
+
+STEADY = PollPolicy(initial=2.0, factor=1.5, cap=15.0, jitter=False, deadline=None)
+
+
+@asynccontextmanager
+async def running(
+    *backends: FakeBackend, time: FakeTime, **kwargs: Any
+) -> AsyncIterator[Scheduler]:
+    kwargs.setdefault("poll_policy", STEADY)
+    kwargs.setdefault("rng", FixedRandom(0.5))
+    scheduler = Scheduler(
+        backends={b.provider: b for b in backends}, clock=time.clock, sleep=time.sleep, **kwargs
+    )
+    async with scheduler:
+        await settle()
+        yield scheduler
+
+
+async def test_job_succeeds_and_on_terminal_runs_once() -> None:
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1")
+    seen: list[JobHandle] = []
+
+    async def on_terminal(handle: JobHandle) -> None:
+        seen.append(handle)
+
+    async with running(backend, time=time, on_terminal=on_terminal) as scheduler:
+        handle = scheduler.track(provider="fake", kind="video", job_id="j1", key="row-1")
+        await time.advance(2.0)
+        assert handle.status is not None
+        assert handle.status.state is JobState.QUEUED
+        backend.set("j1", state=JobState.SUCCEEDED, raw_status="done")
+        await time.advance(3.0)
+        result = await handle
+        assert result.job_id == "j1"
+        assert result.url == "https://cdn.example/j1.mp4"
+        assert handle.handle_status is JobHandle.Status.SUCCEEDED
+        assert seen == [handle]
+        assert scheduler.stats()["tracked"] == 0
+        polls = len(backend.calls)
+        await time.advance(100.0)
+        assert len(backend.calls) == polls  # a finished job is not polled again
+
+
+async def test_cadence_grows_by_factor_to_the_cap() -> None:
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING)
+    async with running(backend, time=time) as scheduler:
+        scheduler.track(provider="fake", kind="video", job_id="j1", key="k")
+        start = time.now
+        await time.advance(120.0)
+    gaps = [round(t - start, 3) for t in backend.polls_of("j1")]
+    # initial 2, then x1.5 each poll, capped at 15 (jitter off)
+    assert gaps[:7] == [2.0, 5.0, 9.5, 16.25, 26.375, 41.375, 56.375]
+
+
+async def test_full_jitter_stays_within_the_ceiling() -> None:
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING)
+    policy = PollPolicy(initial=2.0, factor=2.0, cap=8.0, deadline=None)
+    async with running(backend, time=time, poll_policy=policy, rng=FixedRandom(0.25)):
+        pass
+    async with running(backend, time=time, poll_policy=policy, rng=FixedRandom(0.25)) as sch:
+        sch.track(provider="fake", kind="video", job_id="j1", key="k")
+        start = time.now
+        await time.advance(30.0)
+    times = [start, *backend.polls_of("j1")]
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(times)]
+    assert gaps[:4] == [0.5, 1.0, 2.0, 2.0]  # 0.25 x ceilings 2, 4, 8, 8
+
+
+async def test_server_hint_wins_over_the_cadence() -> None:
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING, retry_after=40.0)
+    async with running(backend, time=time) as scheduler:
+        scheduler.track(provider="fake", kind="video", job_id="j1", key="k")
+        await time.advance(100.0)
+    polls = backend.polls_of("j1")
+    assert [round(b - a, 3) for a, b in itertools.pairwise(polls)] == [40.0, 40.0]
+
+
+async def test_progress_estimate_polls_near_completion() -> None:
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING, progress=0.0)
+    policy = PollPolicy(initial=2.0, factor=1.5, cap=60.0, jitter=False, deadline=None)
+    async with running(backend, time=time, poll_policy=policy) as scheduler:
+        start = time.now
+        handle = scheduler.track(provider="fake", kind="video", job_id="j1", key="k")
+        # A 100 s job whose progress grows linearly.
+        while not handle.done():
+            await time.advance(0.5)
+            elapsed = time.now - start
+            if elapsed >= 100:
+                backend.set("j1", state=JobState.SUCCEEDED, raw_status="done", progress=1.0)
+            else:
+                backend.set("j1", progress=round(elapsed / 100, 2))
+        lag = time.now - (start + 100)
+    # Without the estimate the exponential cadence would need >= 8 polls
+    # (2, 5, 9.5, ... capped 60) and detect the end up to 60 s late.
+    assert len(backend.calls) <= 5
+    assert lag <= 6.0
+
+
+async def test_unknown_status_is_logged_and_treated_as_running(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """RELIABILITY #29: an unknown status value is in progress, logged."""
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING, raw_status="warming_up", known=False)
+    async with running(backend, time=time) as scheduler:
+        handle = scheduler.track(provider="fake", kind="video", job_id="j1", key="k")
+        with caplog.at_level(logging.WARNING, logger="aivideo_async.jobs"):
+            await time.advance(6.0)
+        assert not handle.done()
+        assert "warming_up" in caplog.text
+        assert scheduler.stats()["unknown_statuses"] >= 1
+        backend.set("j1", state=JobState.SUCCEEDED, raw_status="done", known=True)
+        await time.advance(10.0)
+        assert handle.done()
+
+
+async def test_status_going_backwards_is_ignored_and_terminal_is_sticky(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """RELIABILITY #29: backwards statuses are logged and ignored; final states stick."""
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING, raw_status="working", progress=0.5)
+    async with running(backend, time=time) as scheduler:
+        handle = scheduler.track(provider="fake", kind="video", job_id="j1", key="k")
+        updates = handle.updates()
+        await time.advance(2.0)
+        backend.set("j1", state=JobState.QUEUED, raw_status="queued", progress=None)
+        with caplog.at_level(logging.INFO, logger="aivideo_async.jobs"):
+            await time.advance(10.0)
+        assert handle.status is not None
+        assert handle.status.state is JobState.RUNNING
+        assert "went from working" in caplog.text
+        assert scheduler.stats()["backwards"] >= 1
+        backend.set("j1", state=JobState.FAILED, raw_status="failed", message="GPU fell over")
+        await time.advance(10.0)
+        backend.set("j1", state=JobState.SUCCEEDED, raw_status="done")
+        await time.advance(30.0)
+        assert handle.handle_status is JobHandle.Status.FAILED
+        seen = [u.state async for u in updates]
+        assert seen == [JobState.RUNNING, JobState.FAILED]
+        with pytest.raises(JobFailed) as info:
+            await handle
+        err = info.value
+        assert (err.job_id, err.key, err.provider) == ("j1", "k", "fake")
+        assert "GPU fell over" in str(err)
+
+
+async def test_provider_cancelled_job_raises_job_cancelled() -> None:
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.CANCELED, raw_status="CANCEL")
+    async with running(backend, time=time) as scheduler:
+        handle = scheduler.track(provider="fake", kind="task", job_id="j1", key="k")
+        await time.advance(3.0)
+        with pytest.raises(JobCancelled, match="CANCEL"):
+            await handle
+
+
+async def test_rate_limit_pauses_the_whole_provider_and_no_job_fails() -> None:
+    """RELIABILITY #25: a 429 pauses every job of that provider, not just one."""
+    time = FakeTime()
+    slow = FakeBackend(time, "slow")
+    other = FakeBackend(time, "other")
+    for i in range(20):
+        slow.add(f"s{i}", state=JobState.RUNNING)
+    other.add("o1", state=JobState.RUNNING)
+    async with running(slow, other, time=time) as scheduler:
+        handles = [
+            scheduler.track(provider="slow", kind="video", job_id=f"s{i}", key=f"k{i}")
+            for i in range(20)
+        ]
+        scheduler.track(provider="other", kind="video", job_id="o1", key="o")
+        await time.advance(1.0)
+        slow.errors.append(RateLimited("slow down", retry_after=30.0, provider="slow"))
+        await time.advance(1.0)  # t=2: first polls; the first one is answered 429
+        paused_at = time.now
+        await time.advance(29.0)
+        during = [t for t, _, _ in slow.calls if paused_at < t < paused_at + 30.0]
+        assert during == []
+        assert len(other.polls_of("o1")) >= 3  # the other provider is not paused
+        assert scheduler.stats()["rate_limited"] == 1
+        for i in range(20):
+            slow.set(f"s{i}", state=JobState.SUCCEEDED, raw_status="done")
+        await time.advance(60.0)
+        assert all(h.handle_status is JobHandle.Status.SUCCEEDED for h in handles)
+
+
+async def test_huge_retry_after_is_clamped_and_deadline_still_fires(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """RELIABILITY #26: a day-long Retry-After is clamped (warned); deadlines still fire."""
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING)
+    backend.add("j2", state=JobState.RUNNING)
+    policy = PollPolicy(initial=2.0, cap=15.0, jitter=False, deadline=100.0)
+    async with running(backend, time=time, poll_policy=policy, max_pause=300.0) as scheduler:
+        h1 = scheduler.track(provider="fake", kind="video", job_id="j1", key="k1")
+        backend.errors.append(RateLimited("tomorrow", retry_after=86400.0))
+        with caplog.at_level(logging.WARNING, logger="aivideo_async.jobs"):
+            await time.advance(3.0)
+        assert "clamped to 300 s" in caplog.text
+        start = time.now
+        await time.advance(98.0)
+        assert h1.handle_status is JobHandle.Status.TIMED_OUT  # at its deadline, mid-pause
+        assert len(backend.calls) == 1
+        h2 = scheduler.track(provider="fake", kind="video", job_id="j2", key="k2", policy=STEADY)
+        await time.advance(300.0 - (time.now - start) - 5.0)
+        assert h2.status is None  # still paused
+        await time.advance(10.0)
+        assert h2.status is not None  # polled after the clamped pause, not a day later
+
+
+async def test_transport_errors_are_retried_with_backoff_from_the_budget() -> None:
+    """RELIABILITY #24: timeouts/resets retried with full jitter, paid from the budget."""
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING)
+    async with running(backend, time=time, rng=FixedRandom(0.999)) as scheduler:
+        handle = scheduler.track(provider="fake", kind="video", job_id="j1", key="k")
+        backend.errors.extend([ReadTimeout("idle"), ServerError("502", status_code=502)])
+        tokens = scheduler.stats()["providers"]["fake"]["retry_tokens"]
+        await time.advance(2.0)  # poll 1: timeout
+        await time.advance(1.0)  # retry after ~0.5 s (retry base): 502
+        assert scheduler.stats()["poll_errors"] == 2
+        spent = tokens - scheduler.stats()["providers"]["fake"]["retry_tokens"]
+        assert spent == 10 + 5  # a timeout costs more than another error
+        backend.set("j1", state=JobState.SUCCEEDED, raw_status="done")
+        await time.advance(3.0)
+        assert handle.handle_status is JobHandle.Status.SUCCEEDED
+    polls = backend.polls_of("j1")
+    assert polls[1] - polls[0] < 1.0
+    assert polls[2] - polls[1] < 2.0
+
+
+async def test_server_down_opens_the_breaker_polls_pause_and_no_job_fails() -> None:
+    """RELIABILITY #31: 1,000 jobs, server down: breaker opens, polls pause, jobs survive."""
+    time = FakeTime()
+    backend = FakeBackend(time)
+    n = 1000
+    for i in range(n):
+        backend.add(f"j{i}", state=JobState.RUNNING)
+    backend.down = ServerError("503", status_code=503)
+    limits = {"fake": ProviderLimits(rate=1000.0, burst=1000, concurrency=50)}
+    async with running(
+        backend, time=time, provider_limits=limits, breaker_threshold=5, breaker_cooldown=10.0
+    ) as scheduler:
+        handles = [
+            scheduler.track(provider="fake", kind="video", job_id=f"j{i}", key=f"k{i}")
+            for i in range(n)
+        ]
+        await time.advance(600.0)
+        stats = scheduler.stats()
+        assert stats["breaker_opens"] >= 1
+        # Far fewer polls than 1,000 jobs x (600 s / 15 s): the breaker holds them back.
+        assert len(backend.calls) < 2000
+        assert not any(h.done() for h in handles)
+        backend.down = None
+        for i in range(n):
+            backend.set(f"j{i}", state=JobState.SUCCEEDED, raw_status="done")
+        await time.run_until(lambda: all(h.done() for h in handles), limit=900.0, step=5.0)
+        assert all(h.handle_status is JobHandle.Status.SUCCEEDED for h in handles)
+        assert scheduler.stats()["providers"]["fake"]["breaker"] == "closed"
+
+
+async def test_breaker_sends_one_probe_after_cooldown() -> None:
+    time = FakeTime()
+    backend = FakeBackend(time)
+    for i in range(10):
+        backend.add(f"j{i}", state=JobState.RUNNING)
+    backend.down = ServerError("503", status_code=503)
+    async with running(backend, time=time, breaker_threshold=3, breaker_cooldown=20.0) as sch:
+        for i in range(10):
+            sch.track(provider="fake", kind="video", job_id=f"j{i}", key=f"k{i}")
+        await time.advance(2.0)  # ten polls at t+2: all fail; the 3rd opens the breaker
+        opened = time.now
+        assert sch.stats()["providers"]["fake"]["breaker"] == "open"
+        calls = len(backend.calls)
+        await time.advance(19.0)
+        assert len(backend.calls) == calls
+        await time.advance(2.0)  # the cool-down ends: exactly one probe
+        assert len(backend.calls) == calls + 1
+        assert backend.calls[-1][0] >= opened + 20.0
+
+
+async def test_auth_failure_pauses_the_provider(caplog: pytest.LogCaptureFixture) -> None:
+    """RELIABILITY #28: a 401 that survived the refresh pauses polling; jobs do not fail."""
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING)
+    async with running(backend, time=time, auth_pause=60.0) as scheduler:
+        handle = scheduler.track(provider="fake", kind="video", job_id="j1", key="k")
+        backend.errors.append(AuthenticationError("invalid api key", status_code=401))
+        with caplog.at_level(logging.ERROR, logger="aivideo_async.jobs"):
+            await time.advance(2.0)
+        assert "authentication failed" in caplog.text
+        await time.advance(59.0)
+        assert len(backend.calls) == 1
+        backend.set("j1", state=JobState.SUCCEEDED, raw_status="done")
+        await time.advance(2.0)
+        assert handle.handle_status is JobHandle.Status.SUCCEEDED
+        assert scheduler.stats()["auth_pauses"] == 1
+
+
+async def test_deadline_times_out_and_leaves_the_remote_job_alone() -> None:
+    """RELIABILITY #30: a job that never finishes raises JobTimeout; no remote cancel."""
+    time = FakeTime()
+    backend = FakeBackend(time, cancellable=["video"])
+    backend.add("j1", state=JobState.RUNNING)
+    notified: list[JobHandle.Status] = []
+
+    async def on_terminal(handle: JobHandle) -> None:
+        notified.append(handle.handle_status)
+
+    policy = PollPolicy(initial=2.0, cap=15.0, jitter=False, deadline=50.0)
+    async with running(backend, time=time, poll_policy=policy, on_terminal=on_terminal) as sch:
+        handle = sch.track(provider="fake", kind="video", job_id="j1", key="k", created_at=time.now)
+        await time.advance(49.9)
+        assert not handle.done()
+        await time.advance(0.2)
+        with pytest.raises(JobTimeout) as info:
+            await handle
+        assert info.value.key == "k"
+        assert info.value.job_id == "j1"
+        assert backend.cancelled == []
+        assert notified == [JobHandle.Status.TIMED_OUT]
+
+
+async def test_stuck_job_is_warned_once_and_still_polled(caplog: pytest.LogCaptureFixture) -> None:
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING, progress=0.3)
+    policy = PollPolicy(initial=2.0, cap=15.0, jitter=False, deadline=None, stuck_after=60.0)
+    async with running(backend, time=time, poll_policy=policy) as scheduler:
+        handle = scheduler.track(provider="fake", kind="video", job_id="j1", key="k")
+        with caplog.at_level(logging.WARNING, logger="aivideo_async.jobs"):
+            await time.advance(200.0)
+        assert caplog.text.count("unchanged") == 1
+        assert scheduler.stats()["stuck"] == 1
+        assert not handle.done()
+        polls = len(backend.calls)
+        await time.advance(60.0)
+        assert len(backend.calls) > polls
+
+
+async def test_not_found_within_grace_keeps_polling() -> None:
+    """RELIABILITY #27: a 404 right after create is read-after-write lag."""
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING, visible=False)
+    policy = PollPolicy(initial=2.0, cap=15.0, jitter=False, deadline=None, not_found_grace=30.0)
+    async with running(backend, time=time, poll_policy=policy) as scheduler:
+        handle = scheduler.track(provider="fake", kind="video", job_id="j1", key="k")
+        await time.advance(20.0)
+        assert len(backend.calls) >= 3
+        assert not handle.done()
+        backend.set("j1", visible=True, state=JobState.SUCCEEDED, raw_status="done")
+        await time.advance(15.0)
+        assert handle.handle_status is JobHandle.Status.SUCCEEDED
+
+
+async def test_not_found_after_grace_raises_job_not_found() -> None:
+    """RELIABILITY #27: past the grace window a 404 resolves as JobNotFound."""
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING, visible=False)
+    policy = PollPolicy(initial=2.0, cap=15.0, jitter=False, deadline=None, not_found_grace=30.0)
+    async with running(backend, time=time, poll_policy=policy) as scheduler:
+        handle = scheduler.track(provider="fake", kind="video", job_id="j1", key="k")
+        await time.advance(29.0)
+        assert not handle.done()
+        await time.advance(30.0)
+        with pytest.raises(JobNotFound) as info:
+            await handle
+        assert "no such job" in str(info.value)
+        assert info.value.status_code == 404
+        assert info.value.key == "k"
+
+
+async def test_coalesced_polls_use_one_call_and_missing_jobs_fall_back() -> None:
+    time = FakeTime()
+    backend = FakeBackend(time, many=True)
+    for i in range(30):
+        backend.add(f"j{i}", state=JobState.RUNNING)
+    backend.set("j7", raw_status="unlisted")  # the list endpoint does not answer for it
+    async with running(backend, time=time) as scheduler:
+        handles = [
+            scheduler.track(provider="fake", kind="video", job_id=f"j{i}", key=f"k{i}")
+            for i in range(30)
+        ]
+        await time.advance(2.5)
+        stats = scheduler.stats()
+        assert stats["coalesced_calls"] == 1
+        assert [name for _, name, _ in backend.calls] == ["many", "poll"]
+        assert backend.calls[1][2] == ("j7",)
+        for i in range(30):
+            backend.set(f"j{i}", state=JobState.SUCCEEDED, raw_status="done")
+        await time.advance(5.0)
+        assert all(h.done() for h in handles)
+        assert len(backend.calls) <= 4
+
+
+async def test_poll_many_none_falls_back_to_single_polls() -> None:
+    time = FakeTime()
+    backend = FakeBackend(time, many=False)
+    for i in range(5):
+        backend.add(f"j{i}", state=JobState.SUCCEEDED, raw_status="done")
+    async with running(backend, time=time) as scheduler:
+        handles = [
+            scheduler.track(provider="fake", kind="video", job_id=f"j{i}", key=f"k{i}")
+            for i in range(5)
+        ]
+        await time.advance(3.0)
+        assert all(h.done() for h in handles)
+        assert [name for _, name, _ in backend.calls] == ["poll"] * 5
+        assert scheduler.stats()["polls"] == 5
+
+
+async def test_token_bucket_and_concurrency_caps_hold() -> None:
+    time = FakeTime()
+    backend = FakeBackend(time, latency=0.5)
+    for i in range(100):
+        backend.add(f"j{i}", state=JobState.RUNNING)
+    limits = {"fake": ProviderLimits(rate=4.0, burst=5, concurrency=3)}
+    async with running(backend, time=time, provider_limits=limits, max_in_flight=8) as sch:
+        for i in range(100):
+            sch.track(provider="fake", kind="video", job_id=f"j{i}", key=f"k{i}")
+        await time.advance(60.0)
+    starts = sorted(t for t, _, _ in backend.calls)
+    assert len(starts) > 100
+    for i, a in enumerate(starts):
+        in_window = [b for b in starts[i:] if b - a <= 10.0]
+        assert len(in_window) <= 5 + 4.0 * 10.0 + 1e-9
+    assert backend.max_in_flight <= 3
+    assert backend.overlaps == []
+
+
+async def test_track_is_idempotent_and_rejects_unknown_providers() -> None:
+    time = FakeTime()
+    backend = FakeBackend(time)
+    scheduler = Scheduler(backends={"fake": backend}, clock=time.clock, sleep=time.sleep)
+    one = scheduler.track(provider="fake", kind="video", job_id="j1", key="k")
+    assert scheduler.track(provider="fake", kind="video", job_id="j1", key="k") is one
+    with pytest.raises(InvalidInput, match="provider"):
+        scheduler.track(provider="nope", kind="video", job_id="j1", key="k")
+    with pytest.raises(InvalidInput, match="max_in_flight"):
+        Scheduler(backends={"fake": backend}, max_in_flight=0)
+    with pytest.raises(InvalidInput, match="provider_limits"):
+        Scheduler(backends={"fake": backend}, provider_limits={"x": ProviderLimits()})
+
+
+async def test_tracking_an_earlier_job_wakes_the_sleeping_driver() -> None:
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("late", state=JobState.RUNNING)
+    backend.add("soon", state=JobState.RUNNING)
+    late = PollPolicy(initial=500.0, cap=500.0, jitter=False, deadline=None)
+    async with running(backend, time=time) as scheduler:
+        scheduler.track(provider="fake", kind="video", job_id="late", key="a", policy=late)
+        await time.advance(10.0)  # the driver now sleeps until t+500
+        scheduler.track(provider="fake", kind="video", job_id="soon", key="b")
+        tracked = time.now
+        await time.advance(3.0)
+        assert backend.polls_of("soon") == [tracked + 2.0]
+        assert backend.polls_of("late") == []
+
+
+async def test_pause_provider_from_outside_holds_polls() -> None:
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING)
+    async with running(backend, time=time) as scheduler:
+        scheduler.track(provider="fake", kind="video", job_id="j1", key="k")
+        scheduler.pause_provider("fake", 30.0, reason="429 on create")
+        await time.advance(29.0)
+        assert backend.calls == []
+        assert scheduler.stats()["providers"]["fake"]["pause_reason"] == "429 on create"
+        scheduler.resume_provider("fake")
+        await time.advance(0.5)
+        assert len(backend.calls) == 1
+        with pytest.raises(InvalidInput):
+            scheduler.pause_provider("fake", -1)
