@@ -1,0 +1,120 @@
+"""Session.stream: SSE bodies as they arrive, status checked on entry, errors mapped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import pytest
+from aiohttp import web
+
+from aivideo_async._exceptions import (
+    APIStatusError,
+    AuthenticationError,
+    InsufficientCredits,
+    RemoteDisconnected,
+    UnexpectedContentType,
+)
+from aivideo_async._secret import Secret
+from aivideo_async._session import HeaderKeyAuth, ResponseInfo, Session
+
+from .conftest import API_KEY, Serve, ServeRaw, read_request
+
+pytestmark = pytest.mark.anyio
+
+
+def mapper(info: ResponseInfo) -> APIStatusError | None:
+    if isinstance(info.body, Mapping) and info.body.get("code") == 2001:
+        return InsufficientCredits("no credits", body_code=2001)
+    return None
+
+
+async def test_stream_yields_chunks_as_they_arrive(serve: Serve, key: Secret) -> None:
+    seen: dict[str, str | None] = {}
+    gate = asyncio.Event()
+
+    async def sse(request: web.Request) -> web.StreamResponse:
+        seen["accept"] = request.headers.get("Accept")
+        seen["key"] = request.headers.get("x-api-key")
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(b"data: one\n\n")
+        await gate.wait()  # the client must see "one" before "two" exists
+        await resp.write(b"data: two\n\n")
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/run_sse", sse)
+    base = await serve(app)
+    chunks: list[bytes] = []
+    async with (
+        Session(provider="p", base_url=base, auth=HeaderKeyAuth("x-api-key", key)) as session,
+        session.stream("POST", "/run_sse", json={"m": 1}) as stream,
+    ):
+        assert stream.status == 200
+        async for chunk in stream.iter_bytes():
+            chunks.append(chunk)
+            gate.set()
+    assert b"".join(chunks) == b"data: one\n\ndata: two\n\n"
+    assert seen == {"accept": "text/event-stream", "key": API_KEY}
+
+
+async def test_stream_error_status_is_mapped_on_entry(serve: Serve) -> None:
+    async def denied(request: web.Request) -> web.Response:
+        return web.json_response({"message": "bad token"}, status=401)
+
+    async def credits(request: web.Request) -> web.Response:
+        return web.json_response({"code": 2001, "message": "no credits"})
+
+    app = web.Application()
+    app.router.add_post("/denied", denied)
+    app.router.add_post("/credits", credits)
+    base = await serve(app)
+    async with Session(provider="p", base_url=base, error_mapper=mapper) as session:
+        with pytest.raises(AuthenticationError):
+            async with session.stream("POST", "/denied"):
+                pytest.fail("entered a failed stream")
+        with pytest.raises(InsufficientCredits):
+            async with session.stream("POST", "/credits"):
+                pytest.fail("entered a failed stream")
+
+
+async def test_stream_wrong_content_type_reliability_19(serve: Serve) -> None:
+    """RELIABILITY #19: an HTML page instead of an event stream."""
+
+    async def html(request: web.Request) -> web.Response:
+        return web.Response(text="<html/>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_post("/run_sse", html)
+    base = await serve(app)
+    async with Session(provider="p", base_url=base) as session:
+        with pytest.raises(UnexpectedContentType) as caught:
+            async with session.stream("POST", "/run_sse"):
+                pytest.fail("entered a failed stream")
+    assert caught.value.content_type == "text/html"
+
+
+async def test_stream_reset_mid_body_is_remote_disconnected(serve_raw: ServeRaw) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n6\r\ndata: \r\n"
+        )
+        await writer.drain()
+
+    base = await serve_raw(handler)
+    got: list[bytes] = []
+
+    async def consume(session: Session) -> None:
+        async with session.stream("POST", "/run_sse") as stream:
+            async for chunk in stream.iter_bytes():
+                got.append(chunk)
+
+    async with Session(provider="p", base_url=base) as session:
+        with pytest.raises(RemoteDisconnected) as caught:
+            await consume(session)
+    assert b"".join(got) == b"data: "
+    assert caught.value.request_sent is True
