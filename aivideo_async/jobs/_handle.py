@@ -13,8 +13,9 @@ one object per job is all it costs (STYLE #16: modelled on anyio's
 from __future__ import annotations
 
 import enum
+import logging
 from collections import deque
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from ._scheduler import Scheduler
 
 __all__ = ["JobHandle", "JobUpdate"]
+
+logger = logging.getLogger("aivideo_async.jobs")
 
 
 @attrs.frozen(kw_only=True)
@@ -208,6 +211,7 @@ class JobHandle:
         "_error",
         "_event",
         "_subs",
+        "_callbacks",
         "_scheduler",
         "_s_phase",
         "_s_seq",
@@ -248,6 +252,7 @@ class JobHandle:
         self._error: JobError | None = None
         self._event: anyio.Event | None = None
         self._subs: list[_Subscriber] | None = None
+        self._callbacks: list[Callable[[JobHandle], None]] | None = None
         self._scheduler: Scheduler | None = None
         self._s_phase = _Phase.SCHEDULED
         self._s_seq = 0
@@ -365,6 +370,41 @@ class JobHandle:
     def __await__(self) -> Generator[Any, None, JobResult]:
         return self.wait().__await__()
 
+    def add_done_callback(self, fn: Callable[[JobHandle], None]) -> None:
+        """
+        Call ``fn(handle)`` once, synchronously, when the handle is resolved.
+
+        On a handle that is already done, ``fn`` runs now. Errors raised by
+        ``fn`` are logged, never propagated. This lets ``as_completed`` and
+        ``gather`` follow 100k handles without a task per handle.
+
+        Example:
+            >>> done = []
+            >>> h = JobHandle(provider="p", kind="k", job_id="j", key="x")
+            >>> h.add_done_callback(done.append)
+            >>> h._resolve(JobHandle.Status.CANCELLED, error=JobCancelled("stop"))
+            True
+            >>> done == [h]
+            True
+        """
+        if self.done():
+            _call(fn, self)
+            return
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(fn)
+
+    def remove_done_callback(self, fn: Callable[[JobHandle], None]) -> None:
+        """
+        Forget a callback given to :meth:`add_done_callback` (no error if absent).
+
+        Example:
+            >>> h = JobHandle(provider="p", kind="k", job_id="j", key="x")
+            >>> h.add_done_callback(print); h.remove_done_callback(print)
+        """
+        if self._callbacks is not None and fn in self._callbacks:
+            self._callbacks.remove(fn)
+
     def updates(self) -> AsyncIterator[JobUpdate]:
         """
         Return an async iterator of every state or progress change from now on.
@@ -471,7 +511,18 @@ class JobHandle:
         if subs:
             for sub in subs:
                 sub.push(None)
+        callbacks, self._callbacks = self._callbacks, None
+        if callbacks:
+            for fn in callbacks:
+                _call(fn, self)
         return True
+
+
+def _call(fn: Callable[[JobHandle], None], handle: JobHandle) -> None:
+    try:
+        fn(handle)
+    except Exception:
+        logger.exception("done callback %r of %r failed", fn, handle)
 
 
 async def _wait_with_timeout(event: anyio.Event, timeout: float, sleep: Sleep) -> None:

@@ -253,3 +253,31 @@ async def test_unattached_handle_cancels_locally_only() -> None:
         await handle.cancel(remote=True)
     await handle.cancel()
     assert handle.handle_status is JobHandle.Status.CANCELLED
+
+
+async def test_done_callbacks_run_once_at_resolution_and_errors_are_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING)
+    calls: list[JobHandle.Status] = []
+
+    def broken(handle: JobHandle) -> None:
+        raise RuntimeError("callback bug")
+
+    async with tracked(time, backend) as (_, handle):
+        handle.add_done_callback(lambda h: calls.append(h.handle_status))
+        handle.add_done_callback(broken)
+        removed: list[JobHandle] = []
+        handle.add_done_callback(removed.append)
+        handle.remove_done_callback(removed.append)
+        await time.advance(5.0)
+        assert calls == []
+        backend.set("j1", state=JobState.SUCCEEDED, raw_status="done")
+        await time.advance(10.0)
+        assert calls == [JobHandle.Status.SUCCEEDED]
+        assert removed == []
+        assert "callback bug" in caplog.text
+        handle.add_done_callback(lambda h: calls.append(h.handle_status))  # already done: now
+        assert calls == [JobHandle.Status.SUCCEEDED] * 2
