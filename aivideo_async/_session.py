@@ -671,7 +671,10 @@ def _transport_message(
     exc: BaseException, kind: type[AIVideoError], timeouts: Timeouts | None
 ) -> str:
     if kind is TLSError:
-        return "TLS handshake or certificate verification failed"
+        detail = (
+            f": {_strip_queries(str(exc))}" if isinstance(exc, aiohttp.ClientConnectorError) else ""
+        )
+        return f"TLS handshake or certificate verification failed{detail}"
     if kind is PoolTimeout:
         connect = f" within {timeouts.connect} s" if timeouts else ""
         return f"no pooled connection became free{connect}; the request was not sent"
@@ -1064,7 +1067,7 @@ class Session:
             method, url, endpoint, params=params, body=body, headers=headers, timeouts=timeouts
         )
         try:
-            if resp.status in _REDIRECT_STATUSES or 300 <= resp.status < 400:
+            if 300 <= resp.status < 400:
                 raise self._redirect_error(resp, endpoint)
             data = await self._read_capped(resp, endpoint, cap, timeouts)
         except BaseException:
@@ -1076,9 +1079,11 @@ class Session:
         err = self._mapped(info, use_mapper=use_mapper)
         content_ok = not data.strip() or _is_json_type(resp.headers.get("Content-Type"))
         if err is not None:
-            hinted = info.status in (429, 503) and info.retry_after is not None
-            if expect_json and not content_ok and not hinted and err.body_code is None:
-                # A proxy's HTML page is not the provider speaking (RELIABILITY #19).
+            # A gateway's HTML page on a 5xx is not the provider speaking (RELIABILITY #19);
+            # a 4xx status (401, 404, 429...) means what it says whatever the body, and a
+            # 503 with Retry-After is a real back-off signal.
+            gateway_page = info.status >= 500 and info.retry_after is None
+            if expect_json and not content_ok and gateway_page and err.body_code is None:
                 raise self._content_type_error(info, "application/json") from err
             raise err
         if not expect_json:

@@ -6,6 +6,7 @@ import asyncio
 import pathlib
 from collections.abc import Mapping
 
+import anyio
 import pytest
 from aiohttp import web
 
@@ -342,3 +343,38 @@ async def test_existing_file_is_replaced_only_by_a_complete_download(
             await session.download(f"{base}/v.mp4", dest, absolute=True)
     assert dest.read_bytes() == b"old complete file"
     assert leftovers(tmp_path) == ["v.mp4"]
+
+
+async def test_cancelled_download_removes_the_temp_file_reliability_36(
+    serve_raw: ServeRaw, key: Secret, fake_sleep: RecordingSleep, tmp_path: pathlib.Path
+) -> None:
+    """RELIABILITY #36/#9: cancellation mid-body is a failure too: no file, no temp file."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: 100000\r\n\r\n"
+            + b"x" * 1000
+        )
+        await writer.drain()
+        await asyncio.Event().wait()  # never finishes; cancelled at teardown
+
+    base = await serve_raw(handler)
+    temp_seen: list[str] = []
+    async with make_session(base, key, fake_sleep) as session:
+        with anyio.CancelScope() as scope:
+
+            def cancel_after_first_chunk(done: int, total: int | None) -> None:
+                temp_seen.extend(leftovers(tmp_path))
+                scope.cancel()
+
+            await session.download(
+                f"{base}/v.mp4",
+                tmp_path / "v.mp4",
+                absolute=True,
+                progress=cancel_after_first_chunk,
+            )
+    assert scope.cancelled_caught
+    assert len(temp_seen) == 1
+    assert temp_seen[0].endswith(".part")  # the temp file existed mid-download...
+    assert leftovers(tmp_path) == []  # ...and is gone after the cancellation

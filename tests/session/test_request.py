@@ -426,3 +426,24 @@ async def test_no_aiohttp_exception_escapes(serve: Serve, key: Secret) -> None:
         with pytest.raises(AIVideoError) as caught:
             await session.request("GET", "/x")
     assert not isinstance(caught.value, aiohttp.ClientError)
+
+
+async def test_non_json_4xx_still_maps_by_status(serve: Serve, key: Secret) -> None:
+    """A gateway's text/plain 401 or 404 means what its status says (only 2xx/5xx pages are #19)."""
+
+    async def unauthorized(request: web.Request) -> web.Response:
+        return web.Response(status=401, text="Unauthorized")
+
+    async def missing(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="<html>Not Found</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/401", unauthorized)
+    app.router.add_get("/404", missing)
+    base = await serve(app)
+    async with session_for(base, key) as session:
+        with pytest.raises(AuthenticationError):
+            await session.request("GET", "/401")
+        with pytest.raises(NotFound) as caught:
+            await session.request("GET", "/404")
+    assert caught.value.body == "<html>Not Found</html>"

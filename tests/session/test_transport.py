@@ -17,6 +17,7 @@ from aivideo_async._exceptions import (
     RemoteDisconnected,
     RequestMaybeSent,
     RequestNotSent,
+    TLSError,
     TotalTimeout,
 )
 from aivideo_async._session import Session, _Phase, map_aiohttp_errors
@@ -205,3 +206,23 @@ def test_total_deadline_before_sending_is_not_sent() -> None:
 def test_cancellation_is_never_mapped() -> None:
     with pytest.raises(asyncio.CancelledError), map_aiohttp_errors(provider="p", endpoint="GET /x"):
         raise asyncio.CancelledError
+
+
+async def test_tls_failure_is_tls_error_not_sent_reliability_7(serve_raw: ServeRaw) -> None:
+    """RELIABILITY #7: a failed TLS handshake -> TLSError, request_sent False; never resent."""
+    connections = 0
+
+    async def plain_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.read(100)  # the ClientHello, which this server cannot speak
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    base = (await serve_raw(plain_http)).replace("http://", "https://")
+    async with Session(provider="p", base_url=base) as session:
+        with pytest.raises(TLSError) as caught:
+            await session.request("POST", "/create", json={})
+    assert caught.value.request_sent is False
+    assert "TLS" in str(caught.value)
+    assert connections == 1
