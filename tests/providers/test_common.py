@@ -12,9 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aivideo_async._exceptions import DecodeError
+from aivideo_async._exceptions import DecodeError, MissingCredential
+from aivideo_async._secret import Secret
 from aivideo_async.providers._common import (
     make_converter,
+    resolve_api_key,
+    sniff_media_type,
     structure,
     to_camel,
     unstructure,
@@ -188,3 +191,42 @@ def test_request_models_round_trip_through_json(body: Body) -> None:
     conv = make_converter()
     wire = json.loads(json.dumps(unstructure(conv, body)))
     assert structure(conv, wire, Body, provider="demo", endpoint="POST /demo") == body
+
+
+def test_resolve_api_key_prefers_the_argument(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEMO_PROVIDER_KEY", "from-env")
+    assert resolve_api_key("given", variable="DEMO_PROVIDER_KEY").get_secret_value() == "given"
+    assert resolve_api_key(None, variable="DEMO_PROVIDER_KEY").get_secret_value() == "from-env"
+    secret = Secret("s")
+    assert resolve_api_key(secret, variable="DEMO_PROVIDER_KEY") is secret
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_resolve_api_key_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
+    monkeypatch.delenv("DEMO_PROVIDER_KEY", raising=False)
+    with pytest.raises(MissingCredential) as info:
+        resolve_api_key(value, variable="DEMO_PROVIDER_KEY")
+    assert info.value.variable == "DEMO_PROVIDER_KEY"
+    assert "DEMO_PROVIDER_KEY" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("head", "media"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "image/png"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "image/jpeg"),
+        (b"RIFF\x10\x00\x00\x00WEBPVP8 ", "image/webp"),
+        (b"RIFF\x10\x00\x00\x00WAVEfmt ", "audio/wav"),
+        (b"ID3\x04\x00\x00\x00", "audio/mpeg"),
+        (b"\xff\xfb\x90\x00", "audio/mpeg"),
+        (b"OggS\x00\x02", "audio/ogg"),
+        (b"\x00\x00\x00\x20ftypM4A \x00", "audio/mp4"),
+        (b"\x00\x00\x00\x20ftypisom\x00", "video/mp4"),
+        (b"<html>", None),
+        (b"", None),
+    ],
+)
+def test_sniff_media_type(head: bytes, media: str | None) -> None:
+    assert sniff_media_type(head) == media

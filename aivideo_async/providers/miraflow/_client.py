@@ -1,0 +1,815 @@
+"""
+The Miraflow client: every endpoint of PROVIDER_APIS.md §1 over the session layer.
+
+List and get calls are methods; every create is a :class:`JobSpec` builder (no IO)
+that :meth:`Miraflow.submit_once` (or the orchestrator) sends exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import os
+import pathlib
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Final, Self
+
+import aiohttp
+import anyio
+
+from ..._config import (
+    DEFAULT_CREATE_TIMEOUTS,
+    DEFAULT_LIMITS,
+    DEFAULT_RETRY_POLICY,
+    DEFAULT_TIMEOUTS,
+    Limits,
+    RetryPolicy,
+    Timeouts,
+)
+from ..._exceptions import APIStatusError, BadRequest, DownloadError, InvalidInput, NotFound
+from ..._models import JobResult, JobState, JobStatus
+from ..._secret import Secret
+from ..._session import HeaderKeyAuth, ResponseInfo, Session
+from ..._types import Clock, RandomSource, Sleep, anyio_sleep, monotonic_clock, system_random
+from .._base import JobSpec
+from .._common import resolve_api_key, sniff_media_type
+from . import _wire
+from ._wire import Avatar, Video, VideoMetadata, Voice
+
+__all__ = ["Miraflow", "UPLOAD_MEDIA_TYPES", "DEFAULT_MAX_UPLOAD_BYTES"]
+
+_log = logging.getLogger("aivideo_async.providers.miraflow")
+
+UPLOAD_MEDIA_TYPES: Final = frozenset(
+    {
+        "audio/mpeg",
+        "audio/wav",
+        "audio/mp4",
+        "audio/ogg",
+        "audio/flac",
+        "image/png",
+        "image/jpeg",
+        "image/webp",
+    }
+)
+"""Media types :meth:`Miraflow.upload_media` sends: audio tracks and reference images."""
+
+DEFAULT_MAX_UPLOAD_BYTES: Final = 200 * 1024 * 1024
+"""Largest upload read into memory and sent (200 MiB); override per client."""
+
+# Aliases seen in the wild for the accepted types (mimetypes and browsers disagree).
+_TYPE_ALIASES: Final[Mapping[str, str]] = {
+    "audio/mp3": "audio/mpeg",
+    "audio/x-wav": "audio/wav",
+    "audio/wave": "audio/wav",
+    "audio/x-m4a": "audio/mp4",
+    "audio/m4a": "audio/mp4",
+    "audio/x-flac": "audio/flac",
+    "image/jpg": "image/jpeg",
+}
+
+_VIDEO_TYPES: Final = ("video/", "application/octet-stream", "binary/octet-stream")
+_IMAGE_TYPES: Final = ("image/", "application/octet-stream", "binary/octet-stream")
+
+# A listed video counts as a match for a lost create only if it was created no
+# earlier than this many seconds before the create was sent (server clock skew).
+_FIND_SKEW: Final = 300.0
+
+
+def _error_mapper(info: ResponseInfo) -> APIStatusError | None:
+    return _wire.map_error(
+        status=info.status,
+        body=info.body,
+        endpoint=info.endpoint,
+        text=info.text,
+        retry_after=info.retry_after,
+    )
+
+
+def _normalise_type(content_type: str) -> str:
+    base = content_type.split(";", 1)[0].strip().lower()
+    return _TYPE_ALIASES.get(base, base)
+
+
+class Miraflow:
+    """
+    Async client of the Miraflow API (``x-api-key`` auth).
+
+    Use it as an async context manager. It owns an aiohttp session, or borrows
+    ``session`` and never closes it. The key comes from ``api_key`` or the
+    ``MIRAFLOW_API_KEY`` environment variable and is held as a :class:`Secret`.
+
+    Args:
+        api_key: the key (``str`` or :class:`Secret`); ``None`` reads ``MIRAFLOW_API_KEY``.
+        base_url: ``https://miraflow.ai`` by default; the emulator's URL in tests.
+        session: an aiohttp session to borrow.
+        timeouts: timeouts of reads; ``create_timeouts`` those of creates.
+        limits, retry: pool/size limits and the retry policy of idempotent calls.
+        max_upload_bytes: the largest file :meth:`upload_media` accepts.
+        clock, sleep, rng: the time seam (tests pass fakes).
+        allow_insecure_http: allow ``http://`` to a non-loopback host (tests only).
+
+    Raises:
+        MissingCredential: no key given and ``MIRAFLOW_API_KEY`` unset.
+
+    Example::
+
+        async with Miraflow() as mira:
+            avatars = await mira.list_avatars()
+            spec = mira.video(avatar_id=avatars[0].id, name="teaser", text="Hello!")
+            job_id = await mira.submit_once(spec)
+    """
+
+    provider: Final = _wire.PROVIDER
+
+    def __init__(
+        self,
+        api_key: str | Secret | None = None,
+        *,
+        base_url: str = _wire.DEFAULT_BASE_URL,
+        session: aiohttp.ClientSession | None = None,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        create_timeouts: Timeouts = DEFAULT_CREATE_TIMEOUTS,
+        limits: Limits = DEFAULT_LIMITS,
+        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+        clock: Clock = monotonic_clock,
+        sleep: Sleep = anyio_sleep,
+        rng: RandomSource = system_random,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        key = resolve_api_key(api_key, variable=_wire.ENV_API_KEY)
+        self._session = Session(
+            provider=_wire.PROVIDER,
+            base_url=base_url,
+            auth=HeaderKeyAuth("x-api-key", key),
+            timeouts=timeouts,
+            limits=limits,
+            retry=retry,
+            session=session,
+            error_mapper=_error_mapper,
+            clock=clock,
+            sleep=sleep,
+            rng=rng,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self._create_timeouts = create_timeouts
+        self._max_upload_bytes = max_upload_bytes
+        # job id -> match tag of creates sent by this client, so that the
+        # videos list (which carries names, not job ids) can answer for them.
+        self._tags: dict[str, str] = {}
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL."""
+        return self._session.base_url
+
+    async def __aenter__(self) -> Self:
+        await self._session.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the owned aiohttp session (a borrowed one stays open). Idempotent."""
+        await self._session.aclose()
+
+    def __repr__(self) -> str:
+        return f"Miraflow(base_url={self.base_url!r}, api_key=Secret('**********'))"
+
+    # -- lists and gets -----------------------------------------------------------
+
+    async def list_avatars(self) -> list[Avatar]:
+        """
+        ``GET /api/avatars``: stock avatars and the account's own.
+
+        Example::
+
+            for avatar in await mira.list_avatars():
+                print(avatar.id, avatar.name, avatar.voice_id, avatar.is_photo)
+        """
+        resp = await self._session.request("GET", "/api/avatars")
+        return _wire.parse_avatars(resp.json())
+
+    async def list_voices(self) -> list[Voice]:
+        """
+        ``GET /api/voices`` (the list is accepted under ``voices`` or ``avatars``).
+
+        Example::
+
+            voices = {v.name: v.id for v in await mira.list_voices()}
+        """
+        resp = await self._session.request("GET", "/api/voices")
+        return _wire.parse_voices(resp.json())
+
+    async def list_videos(self) -> list[Video]:
+        """
+        ``GET /api/videos``: completed videos only.
+
+        Example::
+
+            names = [v.name for v in await mira.list_videos()]
+        """
+        resp = await self._session.request("GET", "/api/videos")
+        return _wire.parse_videos(resp.json())
+
+    async def get_video(self, video_id: str) -> VideoMetadata:
+        """
+        ``GET /api/video/{id}``: metadata and a signed ``download_url`` (24 h).
+
+        Example::
+
+            meta = await mira.get_video(result.download_id)
+            print(meta.name, meta.download_url is not None)
+        """
+        resp = await self._session.request("GET", "/api/video/{id}", path_params={"id": video_id})
+        return _wire.parse_video_metadata(resp.json())
+
+    async def video_status(self, job_id: str) -> JobStatus:
+        """
+        ``GET /api/video/{jobId}/status`` as a :class:`JobStatus`.
+
+        Example::
+
+            status = await mira.video_status(job_id)
+            print(status.state, status.progress)      # JobState.RUNNING 0.45
+        """
+        resp = await self._session.request(
+            "GET", "/api/video/{id}/status", path_params={"id": job_id}
+        )
+        return _wire.parse_video_status(resp.json(), job_id=job_id)
+
+    async def image_status(self, job_id: str) -> JobStatus:
+        """
+        ``GET /api/image/{jobId}`` as a :class:`JobStatus` (``result.url`` when done).
+
+        Example::
+
+            status = await mira.image_status(job_id)
+        """
+        resp = await self._session.request("GET", "/api/image/{id}", path_params={"id": job_id})
+        return _wire.parse_image_status(resp.json(), job_id=job_id)
+
+    async def job_status(self, job_id: str) -> JobStatus:
+        """
+        The general ``GET /api/job/{jobId}`` (shape ASSUMED; prefer the video and
+        image status calls, which are documented).
+
+        Example::
+
+            status = await mira.job_status(job_id)
+        """
+        resp = await self._session.request("GET", "/api/job/{id}", path_params={"id": job_id})
+        return _wire.parse_job_status(resp.json(), job_id=job_id)
+
+    # -- create builders (no IO) ------------------------------------------------------
+
+    def video(
+        self,
+        *,
+        avatar_id: str,
+        name: str,
+        text: str,
+        voice_id: str | None = None,
+        im2vid_full: bool | None = None,
+        key: str | None = None,
+        tag: bool = True,
+    ) -> JobSpec:
+        """
+        Spec of an avatar video from a script (``POST /api/video/create``).
+
+        ``im2vid_full`` (photo avatars): ``True`` full body/background, 2-3x
+        slower; ``False`` face-cropped. ``key`` (your journal key) seeds the
+        short tag appended to ``name`` so a lost create can be found again;
+        ``tag=False`` leaves the name alone.
+
+        Example:
+            >>> spec = Miraflow("k").video(avatar_id="a1", name="teaser", text="Hi",
+            ...                            im2vid_full=True, key="row-1")
+            >>> spec.payload["im2vid_full"], spec.payload["name"]
+            (True, 'teaser #mfb5yzwhz2ik')
+        """
+        return _wire.build_video(
+            avatar_id=avatar_id,
+            name=name,
+            text=text,
+            voice_id=voice_id,
+            im2vid_full=im2vid_full,
+            key=key,
+            tag=tag,
+        )
+
+    def video_from_audio(
+        self,
+        *,
+        avatar_id: str,
+        name: str,
+        media_id: str,
+        im2vid_full: bool | None = None,
+        key: str | None = None,
+        tag: bool = True,
+    ) -> JobSpec:
+        """
+        Spec of an avatar video lip-synced to an uploaded audio track.
+
+        Get ``media_id`` from :meth:`upload_media`. Sent as multipart form.
+
+        Example:
+            >>> Miraflow("k").video_from_audio(avatar_id="a1", name="n", media_id="m1",
+            ...                                tag=False).payload
+            {'avatarId': 'a1', 'name': 'n', 'mediaId': 'm1'}
+        """
+        return _wire.build_video_from_audio(
+            avatar_id=avatar_id,
+            name=name,
+            media_id=media_id,
+            im2vid_full=im2vid_full,
+            key=key,
+            tag=tag,
+        )
+
+    def image(
+        self,
+        *,
+        prompt: str,
+        name: str | None = None,
+        aspect_ratio: str | None = None,
+        negative_prompt: str | None = None,
+        seed: int | None = None,
+    ) -> JobSpec:
+        """
+        Spec of an image from a prompt (``POST /api/image/generate``).
+
+        ``aspect_ratio``: ``1:1``, ``16:9``, ``9:16``, ``4:3`` or ``3:4``.
+
+        Example:
+            >>> Miraflow("k").image(prompt="a fox", aspect_ratio="1:1").endpoint
+            'POST /api/image/generate'
+        """
+        return _wire.build_image(
+            prompt=prompt,
+            name=name,
+            aspect_ratio=aspect_ratio,
+            negative_prompt=negative_prompt,
+            seed=seed,
+        )
+
+    def edit_image(
+        self,
+        *,
+        prompt: str,
+        reference_media_ids: str | Sequence[str],
+        name: str | None = None,
+        aspect_ratio: str | None = None,
+        negative_prompt: str | None = None,
+        seed: int | None = None,
+    ) -> JobSpec:
+        """
+        Spec of an image edit from one or several uploaded references.
+
+        Example:
+            >>> Miraflow("k").edit_image(prompt="sepia", reference_media_ids="m1").payload
+            {'prompt': 'sepia', 'referenceImageMediaId': 'm1'}
+        """
+        return _wire.build_edit_image(
+            prompt=prompt,
+            reference_media_ids=reference_media_ids,
+            name=name,
+            aspect_ratio=aspect_ratio,
+            negative_prompt=negative_prompt,
+            seed=seed,
+        )
+
+    def inpaint(
+        self,
+        *,
+        original_media_id: str,
+        mask_media_id: str,
+        prompt: str,
+        name: str | None = None,
+        aspect_ratio: str | None = None,
+        negative_prompt: str | None = None,
+        seed: int | None = None,
+    ) -> JobSpec:
+        """
+        Spec of an inpainting job (mask: black keeps, white is replaced).
+
+        Example:
+            >>> Miraflow("k").inpaint(original_media_id="m1", mask_media_id="m2",
+            ...                       prompt="a hat").kind
+            'image'
+        """
+        return _wire.build_inpaint(
+            original_media_id=original_media_id,
+            mask_media_id=mask_media_id,
+            prompt=prompt,
+            name=name,
+            aspect_ratio=aspect_ratio,
+            negative_prompt=negative_prompt,
+            seed=seed,
+        )
+
+    # -- JobBackend -------------------------------------------------------------------
+
+    async def submit_once(self, spec: JobSpec) -> str:
+        """
+        Send the create of ``spec`` exactly once and return the job id.
+
+        Never retried: a timeout, reset or 5xx after the request may have left
+        raises :class:`RequestMaybeSent` / :class:`ServerError` (the
+        orchestrator records the outcome as unknown); a refused connection
+        raises :class:`RequestNotSent`.
+
+        Example::
+
+            job_id = await mira.submit_once(mira.image(prompt="a red fox"))
+        """
+        return await self.create(spec)
+
+    async def create(self, spec: JobSpec) -> str:
+        """
+        :meth:`JobBackend.create`: the same as :meth:`submit_once`.
+
+        Example::
+
+            job_id = await mira.create(spec)
+        """
+        if spec.provider != _wire.PROVIDER:
+            raise InvalidInput(
+                field="spec.provider", value=spec.provider, expected=repr(_wire.PROVIDER)
+            )
+        payload = dict(spec.payload)
+        if spec.meta.get("encoding") == "multipart":
+            form = aiohttp.FormData()
+            for name, value in payload.items():
+                form.add_field(name, _form_value(value))
+            resp = await self._session.request(
+                spec.method,
+                spec.path,
+                data=form,
+                idempotent=False,
+                timeouts=self._create_timeouts,
+            )
+        else:
+            resp = await self._session.request(
+                spec.method,
+                spec.path,
+                json=payload,
+                idempotent=False,
+                timeouts=self._create_timeouts,
+            )
+        job_id = _wire.parse_created(resp.json(), endpoint=spec.endpoint)
+        if spec.match_tag is not None:
+            self._tags[job_id] = spec.match_tag
+        return job_id
+
+    async def poll(self, kind: str, job_id: str) -> JobStatus:
+        """
+        :meth:`JobBackend.poll`: the status of a ``video``, ``image`` or ``job``.
+
+        A video id (what :meth:`find_submission` returns) is not a job id: when
+        the status call says 404, the video metadata is checked, and a video
+        that exists is a succeeded job.
+
+        Example::
+
+            status = await mira.poll("video", job_id)
+        """
+        if kind == "image":
+            return await self.image_status(job_id)
+        if kind == "job":
+            return await self.job_status(job_id)
+        if kind != "video":
+            raise InvalidInput(field="kind", value=kind, expected="'video', 'image' or 'job'")
+        try:
+            status = await self.video_status(job_id)
+        except NotFound as not_found:
+            try:
+                meta = await self.get_video(job_id)
+            except NotFound:
+                raise not_found from None
+            return _video_done(job_id, meta.id, meta.raw)
+        if status.is_terminal:
+            self._tags.pop(job_id, None)
+        return status
+
+    async def poll_many(self, kind: str, job_ids: Sequence[str]) -> Mapping[str, JobStatus] | None:
+        """
+        :meth:`JobBackend.poll_many`: one ``GET /api/videos`` for many video jobs.
+
+        The list holds completed videos only, with names but no job ids, so it
+        answers for jobs created by this client (matched by their name tag) or
+        whose id is a video id; the others are absent (poll them one by one).
+        ``None`` for image jobs (no list endpoint).
+
+        Example::
+
+            done = await mira.poll_many("video", job_ids)   # {job_id: JobStatus}
+        """
+        if kind != "video":
+            return None
+        videos = await self.list_videos()
+        by_id = {video.id: video for video in videos}
+        by_tag: dict[str, Video] = {}
+        for video in videos:
+            if video.name and " #" in video.name:
+                by_tag.setdefault(video.name.rsplit(" #", 1)[1], video)
+        found: dict[str, JobStatus] = {}
+        for job_id in job_ids:
+            match = by_id.get(job_id)
+            tag = self._tags.get(job_id)
+            if match is None and tag is not None:
+                match = by_tag.get(tag)
+            if match is not None:
+                found[job_id] = _video_done(job_id, match.id, match.raw)
+                self._tags.pop(job_id, None)
+        return found
+
+    def supports_cancel(self, kind: str) -> bool:
+        """
+        Miraflow has no cancel endpoint: always ``False``.
+
+        Example:
+            >>> Miraflow("k").supports_cancel("video")
+            False
+        """
+        return False
+
+    async def cancel(self, kind: str, job_id: str) -> None:
+        """
+        Not offered by Miraflow.
+
+        Raises:
+            InvalidInput: always (check :meth:`supports_cancel` first).
+
+        Example::
+
+            if mira.supports_cancel("video"):
+                await mira.cancel("video", job_id)
+        """
+        raise InvalidInput(
+            field="kind",
+            value=kind,
+            expected="a job kind with a cancel endpoint (Miraflow has none)",
+            provider=_wire.PROVIDER,
+        )
+
+    async def find_submission(self, spec: JobSpec, *, since: float) -> str | None:
+        """
+        :meth:`JobBackend.find_submission`: find the video a lost create made.
+
+        Looks for exactly one completed video whose name carries the spec's
+        match tag and which was created after ``since`` (less clock skew).
+        Returns its **video id** (which :meth:`poll` accepts), or ``None`` when
+        the spec has no tag, nothing matches yet (the video may still be
+        rendering) or the match is ambiguous.
+
+        Example::
+
+            job_id = await mira.find_submission(spec, since=sent_at)
+        """
+        if spec.kind != "video" or spec.match_tag is None:
+            return None
+        matches: list[Video] = []
+        for video in await self.list_videos():
+            if not _wire.name_has_tag(video.name, spec.match_tag):
+                continue
+            created = _timestamp(video.created_at)
+            if created is not None and created < since - _FIND_SKEW:
+                continue
+            matches.append(video)
+        if len(matches) == 1:
+            return matches[0].id
+        if len(matches) > 1:
+            _log.warning(
+                "find_submission: %d videos carry tag %s; not guessing",
+                len(matches),
+                spec.match_tag,
+            )
+        return None
+
+    # -- media upload ---------------------------------------------------------------
+
+    async def upload_media(
+        self,
+        source: str | os.PathLike[str] | bytes,
+        *,
+        content_type: str | None = None,
+        file_name: str | None = None,
+    ) -> str:
+        """
+        Upload an audio track or image; return its ``mediaId`` (finalized).
+
+        initialize -> PUT to the presigned URL (no API key sent there) ->
+        finalize. The size (not empty, at most ``max_upload_bytes``) and the
+        type (declared or guessed from the name, and checked against the
+        file's first bytes) are checked before any byte is sent.
+
+        Raises:
+            InvalidInput: empty, too large, unsupported or mismatched type.
+
+        Example::
+
+            media_id = await mira.upload_media("voice.mp3")
+            spec = mira.video_from_audio(avatar_id=a, name="dub", media_id=media_id)
+        """
+        data, name = await self._read_source(source, file_name)
+        declared = _normalise_type(content_type or mimetypes.guess_type(name)[0] or "")
+        sniffed = sniff_media_type(data[:64])
+        media = declared or (sniffed or "")
+        if media not in UPLOAD_MEDIA_TYPES:
+            raise InvalidInput(
+                field="content_type",
+                value=content_type or declared or name,
+                expected="one of " + ", ".join(sorted(UPLOAD_MEDIA_TYPES)),
+                provider=_wire.PROVIDER,
+            )
+        if sniffed is not None and sniffed != media:
+            raise InvalidInput(
+                field="content_type",
+                value=media,
+                expected=f"the file's actual type ({sniffed})",
+                provider=_wire.PROVIDER,
+            )
+        # initialize and finalize are marked idempotent: a repeat only leaves an
+        # unused media slot, never a charge, so a transient failure may retry.
+        resp = await self._session.request(
+            "POST",
+            "/api/media/initialize",
+            json=_wire.build_media_initialize(
+                file_name=name, content_type=media, file_size=len(data)
+            ),
+            idempotent=True,
+        )
+        upload = _wire.parse_media_upload(resp.json())
+        await self._session.request(
+            "PUT",
+            upload.upload_url,
+            absolute=True,
+            data=data,
+            headers={"Content-Type": media},
+            expect_json=False,
+        )
+        resp = await self._session.request(
+            "POST", "/api/media/finalize", json={"mediaId": upload.media_id}, idempotent=True
+        )
+        if not _wire.parse_media_finalized(resp.json()):
+            raise BadRequest(
+                f"finalize of media {upload.media_id} returned success=false",
+                provider=_wire.PROVIDER,
+                endpoint="POST /api/media/finalize",
+                body=resp.json(),
+            )
+        return upload.media_id
+
+    async def _read_source(
+        self, source: str | os.PathLike[str] | bytes, file_name: str | None
+    ) -> tuple[bytes, str]:
+        if isinstance(source, bytes | bytearray):
+            if not file_name:
+                raise InvalidInput(
+                    field="file_name",
+                    value=file_name,
+                    expected="a file name (with extension) for raw bytes",
+                    provider=_wire.PROVIDER,
+                )
+            data = bytes(source)
+            name = file_name
+        else:
+            path = anyio.Path(os.fspath(source))
+            try:
+                stat = await path.stat()
+            except OSError as exc:
+                raise InvalidInput(
+                    field="source", value=str(source), expected="a readable file"
+                ) from exc
+            self._check_size(stat.st_size, str(source))
+            data = await path.read_bytes()
+            name = file_name or path.name
+        self._check_size(len(data), name)
+        return data, name
+
+    def _check_size(self, size: int, what: str) -> None:
+        if size <= 0 or size > self._max_upload_bytes:
+            raise InvalidInput(
+                field="size",
+                value=size,
+                expected=f"1 to {self._max_upload_bytes} bytes ({what})",
+                provider=_wire.PROVIDER,
+            )
+
+    # -- downloads ---------------------------------------------------------------------
+
+    async def download(
+        self,
+        target: JobResult | str,
+        dest: str | os.PathLike[str],
+        *,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> pathlib.Path:
+        """
+        Download a finished job's file atomically to ``dest``.
+
+        Videos: ``GET /api/video/{id}/download`` by ``videoId``, falling back to
+        the job id (CONFLICT §1.2). Images: the signed ``downloadUrl``. A 403
+        from an expired signed URL refetches once (RELIABILITY #33). A ``str``
+        target is taken as a video (or job) id.
+
+        Example::
+
+            result = await handle           # or JobResult from poll()
+            path = await mira.download(result, "out/teaser.mp4")
+        """
+        if isinstance(target, str):
+            target = JobResult(provider=_wire.PROVIDER, kind="video", job_id=target)
+        if target.kind == "image":
+            return await self._download_image(target, dest, progress)
+        ids = [i for i in dict.fromkeys((target.media_id, target.job_id)) if i]
+        last: APIStatusError | None = None
+        for video_id in ids:
+            for attempt in range(2):
+                try:
+                    return await self._session.download(
+                        "/api/video/{id}/download",
+                        dest,
+                        path_params={"id": video_id},
+                        progress=progress,
+                        content_types=_VIDEO_TYPES,
+                    )
+                except NotFound as err:
+                    last = err
+                    break
+                except APIStatusError as err:
+                    # The endpoint may redirect to a signed URL; a 403 there
+                    # means it expired: ask again once for a fresh one.
+                    if err.status_code != 403 or attempt:
+                        raise
+                    last = err
+        assert last is not None
+        raise last
+
+    async def _download_image(
+        self,
+        target: JobResult,
+        dest: str | os.PathLike[str],
+        progress: Callable[[int, int | None], None] | None,
+    ) -> pathlib.Path:
+        url = target.url
+        for attempt in range(2):
+            if url is None or attempt:
+                status = await self.image_status(target.job_id)
+                if status.result is None or not status.result.url:
+                    raise DownloadError(
+                        f"image job {target.job_id} has no download URL "
+                        f"(status {status.raw_status})",
+                        provider=_wire.PROVIDER,
+                    )
+                url = status.result.url
+            try:
+                return await self._session.download(
+                    url, dest, absolute=True, progress=progress, content_types=_IMAGE_TYPES
+                )
+            except APIStatusError as err:
+                if err.status_code != 403 or attempt:
+                    raise
+                _log.info("signed URL of image %s expired; refetching it", target.job_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _video_done(job_id: str, video_id: str, raw: Mapping[str, Any]) -> JobStatus:
+    result = JobResult(
+        provider=_wire.PROVIDER, kind="video", job_id=job_id, media_id=video_id, raw=raw
+    )
+    return JobStatus(
+        state=JobState.SUCCEEDED,
+        raw_status="inference_complete",
+        progress=1.0,
+        result=result,
+        raw=raw,
+    )
+
+
+def _timestamp(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
