@@ -646,7 +646,7 @@ def _scrub(exc: BaseException) -> BaseException:
     return exc
 
 
-def _classify(exc: BaseException, phase: _Phase, timeouts: Timeouts | None) -> type[AIVideoError]:
+def _classify(exc: BaseException, phase: _Phase) -> type[AIVideoError]:
     not_sent_yet = phase.tracked and not phase.sent
     if isinstance(exc, aiohttp.ClientSSLError):
         return TLSError
@@ -733,7 +733,7 @@ def map_aiohttp_errors(
             field="url", value=redact_url(str(exc.url)), expected="a valid URL"
         ) from _scrub(exc)
     except (TimeoutError, aiohttp.ClientError) as exc:
-        kind = _classify(exc, phase or _Phase(), timeouts)
+        kind = _classify(exc, phase or _Phase())
         message = _transport_message(exc, kind, timeouts)
         raise kind(message, provider=provider, endpoint=endpoint) from _scrub(exc)
 
