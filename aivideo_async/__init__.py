@@ -68,6 +68,13 @@ from ._models import JobResult as JobResult
 from ._models import JobState as JobState
 from ._models import JobStatus as JobStatus
 from ._secret import Secret as Secret
+from ._session import Auth as Auth
+from ._session import BearerAuth as BearerAuth
+from ._session import HeaderKeyAuth as HeaderKeyAuth
+from ._session import Response as Response
+from ._session import ResponseInfo as ResponseInfo
+from ._session import Session as Session
+from ._session import StreamResponse as StreamResponse
 from ._types import NOT_GIVEN as NOT_GIVEN
 from ._types import NotGiven as NotGiven
 from ._version import __version__ as __version__
@@ -77,8 +84,10 @@ from .providers._base import JobSpec as JobSpec
 __all__ = [
     "AIVideoError",
     "APIStatusError",
+    "Auth",
     "AuthenticationError",
     "BadRequest",
+    "BearerAuth",
     "Conflict",
     "ConnectError",
     "DEFAULT_CREATE_TIMEOUTS",
@@ -89,6 +98,7 @@ __all__ = [
     "DEFAULT_TIMEOUTS",
     "DecodeError",
     "DownloadError",
+    "HeaderKeyAuth",
     "InsufficientCredits",
     "InvalidInput",
     "JobBackend",
@@ -116,14 +126,18 @@ __all__ = [
     "RemoteDisconnected",
     "RequestMaybeSent",
     "RequestNotSent",
+    "Response",
+    "ResponseInfo",
     "ResponseTooLarge",
     "RetryBudget",
     "RetryPolicy",
     "SSELimitExceeded",
     "Secret",
     "ServerError",
+    "Session",
     "SessionNotFound",
     "StreamIdleTimeout",
+    "StreamResponse",
     "SubmissionNotSent",
     "SubmissionOutcomeUnknown",
     "TLSError",
@@ -133,9 +147,9 @@ __all__ = [
     "UnexpectedContentType",
     "UnexpectedRedirect",
     "UnsupportedMedia",
-    "__version__",
     "compute_delay",
     "parse_retry_after",
+    "__version__",
 ]
 
 
