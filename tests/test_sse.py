@@ -311,6 +311,13 @@ def test_rule_retry_only_when_ascii_digits() -> None:
     assert decoder.retry == 1500
 
 
+def test_rule_retry_with_absurdly_many_digits_is_ignored_not_a_crash() -> None:
+    """Rule: retry digits beyond Python's int conversion limit are ignored (documented)."""
+    items, decoder = decode([b"retry: " + b"9" * 5000 + b"\ndata: a\n\nretry: 0007\ndata: b\n\n"])
+    assert items == [ev("a"), ev("b", retry=7)]
+    assert decoder.retry == 7
+
+
 def test_rule_retry_applies_without_data() -> None:
     """Rule: retry is applied when seen, even in a block that dispatches nothing."""
     decoder = SSEDecoder()
@@ -513,8 +520,18 @@ TOKENS = [
     "\u0661".encode(),  # ARABIC-INDIC DIGIT ONE: a digit, not ASCII
 ]
 
+# Whole lines, so that realistic blocks (id/event/data runs, blank lines) are common.
+sse_lines = st.builds(
+    lambda name, colon, value, end: name + colon + value + end,
+    st.sampled_from([b"data", b"id", b"event", b"retry", b"", b"dat", b"ids", b"\xef\xbb\xbf"]),
+    st.sampled_from([b": ", b":", b"", b":  "]),
+    st.lists(st.sampled_from([*TOKENS[10:], b"7", b"abc", b"\xc3\xa9"]), max_size=4).map(b"".join),
+    st.sampled_from([b"\n", b"\r\n", b"\r", b"\n\n", b"\r\n\r\n", b""]),
+)
+
 sse_streams = st.one_of(
     st.lists(st.sampled_from(TOKENS), max_size=60).map(b"".join),
+    st.lists(sse_lines, max_size=30).map(b"".join),
     st.binary(max_size=200),
 )
 
