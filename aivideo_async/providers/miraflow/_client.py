@@ -448,7 +448,7 @@ class Miraflow:
             )
         payload = dict(spec.payload)
         if spec.meta.get("encoding") == "multipart":
-            form = aiohttp.FormData()
+            form = aiohttp.FormData(default_to_multipart=True)
             for name, value in payload.items():
                 form.add_field(name, _form_value(value))
             resp = await self._session.request(
