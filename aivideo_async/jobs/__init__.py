@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+from ._handle import JobHandle as JobHandle
+from ._handle import JobUpdate as JobUpdate
 from ._journal import SCHEMA_VERSION as SCHEMA_VERSION
 from ._journal import ErrorInfo as ErrorInfo
 from ._journal import JobOutcome as JobOutcome
@@ -21,15 +23,27 @@ from ._journal import SubmissionState as SubmissionState
 from ._journal import check_outcome as check_outcome
 from ._journal import check_transition as check_transition
 from ._journal import payload_digest as payload_digest
+from ._orchestrator import Orchestrator as Orchestrator
+from ._orchestrator import ReconcileOutcome as ReconcileOutcome
+from ._orchestrator import ReconcileResult as ReconcileResult
+from ._scheduler import ProviderLimits as ProviderLimits
+from ._scheduler import Scheduler as Scheduler
 
 __all__ = [
     "SCHEMA_VERSION",
     "ErrorInfo",
+    "JobHandle",
     "JobOutcome",
+    "JobUpdate",
     "Journal",
     "JournalEntry",
     "MemoryJournal",
+    "Orchestrator",
+    "ProviderLimits",
+    "ReconcileOutcome",
+    "ReconcileResult",
     "SQLiteJournal",
+    "Scheduler",
     "SubmissionState",
     "check_outcome",
     "check_transition",
