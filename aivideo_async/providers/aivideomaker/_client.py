@@ -134,7 +134,13 @@ class AIVideoMaker:
 
     @property
     def base_url(self) -> str:
-        """The API base URL."""
+        """
+        The API base URL.
+
+        Example:
+            >>> AIVideoMaker("k", base_url="http://127.0.0.1:8765").base_url
+            'http://127.0.0.1:8765'
+        """
         return self._session.base_url
 
     async def __aenter__(self) -> Self:
@@ -150,7 +156,17 @@ class AIVideoMaker:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the owned aiohttp session (a borrowed one stays open). Idempotent."""
+        """
+        Close the owned aiohttp session (a borrowed one stays open). Idempotent.
+
+        Example::
+
+            client = AIVideoMaker()
+            try:
+                ...
+            finally:
+                await client.aclose()
+        """
         await self._session.aclose()
 
     def __repr__(self) -> str:

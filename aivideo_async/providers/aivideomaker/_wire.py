@@ -127,7 +127,13 @@ class TaskOutput:
 
     @property
     def best_url(self) -> str | None:
-        """``videoUrl``, else ``url``, else ``None``."""
+        """
+        ``videoUrl``, else ``url``, else ``None``.
+
+        Example:
+            >>> TaskOutput(url="https://cdn/a.mp4").best_url
+            'https://cdn/a.mp4'
+        """
         return self.video_url or self.url
 
 

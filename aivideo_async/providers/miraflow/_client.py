@@ -163,7 +163,13 @@ class Miraflow:
 
     @property
     def base_url(self) -> str:
-        """The API base URL."""
+        """
+        The API base URL.
+
+        Example:
+            >>> Miraflow("k", base_url="http://127.0.0.1:8765").base_url
+            'http://127.0.0.1:8765'
+        """
         return self._session.base_url
 
     async def __aenter__(self) -> Self:
@@ -179,7 +185,17 @@ class Miraflow:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the owned aiohttp session (a borrowed one stays open). Idempotent."""
+        """
+        Close the owned aiohttp session (a borrowed one stays open). Idempotent.
+
+        Example::
+
+            client = Miraflow()
+            try:
+                ...
+            finally:
+                await client.aclose()
+        """
         await self._session.aclose()
 
     def __repr__(self) -> str:
