@@ -464,7 +464,6 @@ def test_render_submit() -> None:
         (2001, InsufficientCredits),
         (4001, UnsupportedMedia),
         (4002, MediaTooLarge),
-        (9999, APIStatusError),
     ],
 )
 @pytest.mark.parametrize("http", [200, 400, 401, 404, 500])
@@ -477,6 +476,22 @@ def test_body_codes_win_over_http_status(code: int, cls: type[Exception], http: 
     assert err.status_code == http
     assert err.provider == "nemovideo"
     assert err.endpoint == "GET /api/x"
+
+
+def test_unknown_codes_are_errors_on_2xx_and_defer_to_the_http_status_otherwise() -> None:
+    err = map_error(status=200, body={"code": 9999, "message": "m"}, endpoint="GET /x")
+    assert type(err) is APIStatusError
+    assert err.body_code == 9999
+    # The emulator (and plausibly the API) repeats the HTTP status as the code.
+    assert map_error(status=404, body={"code": 404, "message": "m"}, endpoint="GET /x") is None
+    assert isinstance(
+        map_error(status=402, body={"code": 402, "message": "m"}, endpoint="GET /x"),
+        PaymentRequired,
+    )
+    assert isinstance(
+        map_error(status=429, body={"code": 429, "message": "m"}, endpoint="GET /x"),
+        RateLimited,
+    )
 
 
 def test_http_status_mapping() -> None:
@@ -577,3 +592,10 @@ def test_timeline_property_one_line_per_segment(draft: dict[str, Any]) -> None:
         for line in lines[1:]:
             assert line.split(":", 1)[0] in {"Video", "Audio", "Text"}
     assert draft_fingerprint(draft) == draft_fingerprint(json.loads(json.dumps(draft)))
+
+
+def test_a_failed_render_whose_error_says_cancelled_is_canceled() -> None:
+    status = parse_render_status({"id": "render_1", "status": "failed", "error": "cancelled"})
+    assert status.job_status.state is JobState.CANCELED
+    other = parse_render_status({"id": "render_1", "status": "failed", "error": "render failed"})
+    assert other.job_status.state is JobState.FAILED

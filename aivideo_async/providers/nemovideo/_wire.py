@@ -1001,7 +1001,8 @@ def render_job_status(status: RenderStatus) -> JobStatus:
 
     ``pending`` -> queued, ``processing`` -> running, ``completed`` ->
     succeeded (with a :class:`~aivideo_async.JobResult` carrying the URL),
-    ``failed`` -> failed, ``cancelled`` -> canceled; anything else is running
+    ``failed`` -> failed (canceled when its error says ``cancelled``),
+    ``cancelled`` -> canceled; anything else is running
     with ``known=False`` (RELIABILITY #29). Progress (percent) becomes a
     fraction in ``[0, 1]``; a finished render reports 1.0.
 
@@ -1015,6 +1016,8 @@ def render_job_status(status: RenderStatus) -> JobStatus:
     """
     raw = status.status.strip().lower()
     state = _STATES.get(raw)
+    if state is JobState.FAILED and (status.error or "").strip().lower() in _CANCELLED:
+        state = JobState.CANCELED  # a cancelled render reports "failed" with that error
     progress: float | None = None
     if status.progress is not None:
         progress = min(1.0, max(0.0, status.progress / 100.0))
@@ -1040,6 +1043,7 @@ def render_job_status(status: RenderStatus) -> JobStatus:
     )
 
 
+_CANCELLED: Final = frozenset({"cancelled", "canceled"})
 _CODE_ERRORS: Final[Mapping[int, type[APIStatusError]]] = {
     1001: AuthenticationError,
     1002: SessionNotFound,
@@ -1070,8 +1074,8 @@ def map_error(
     Body codes (in ``{"code", "message", "data"}``, on any HTTP status):
     1001 -> :class:`AuthenticationError`, 1002 -> :class:`SessionNotFound`,
     2001 -> :class:`InsufficientCredits`, 4001 -> :class:`UnsupportedMedia`,
-    4002 -> :class:`MediaTooLarge`; another non-zero code, or ``success: false``,
-    -> :class:`APIStatusError`. Then HTTP: 402 -> :class:`PaymentRequired`
+    4002 -> :class:`MediaTooLarge`; on a 2xx, another non-zero code or
+    ``success: false`` -> :class:`APIStatusError`. Then HTTP: 402 -> :class:`PaymentRequired`
     (plan restriction or missing attribution headers, not credits), 429 ->
     :class:`RateLimited`, 400 on the anonymous-token endpoint ->
     :class:`BadRequest` (``X-Client-Id`` missing). Returns ``None`` to leave
@@ -1091,9 +1095,14 @@ def map_error(
             message = raw_message
         elif isinstance(body.get("error"), str):
             message = body["error"]
-        code = body.get("code")
-        if isinstance(code, int) and not isinstance(code, bool) and code != 0:
-            cls = _CODE_ERRORS.get(code, APIStatusError)
+        raw_code = body.get("code")
+        code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else 0
+        known = _CODE_ERRORS.get(code)
+        # An unknown code on an HTTP error (the envelope often just repeats the
+        # status, {"code": 404}) is left to the HTTP status below; on a 2xx it
+        # is still an error.
+        if known is not None or (code != 0 and 200 <= status < 300):
+            cls = known or APIStatusError
             return cls(
                 message or _CODE_HINTS.get(code, "business error"),
                 provider=PROVIDER,
