@@ -53,7 +53,7 @@ _VIDEO_TYPES: Final = ("video/", "application/octet-stream", "binary/octet-strea
 
 # A listed task counts as a match for a lost create only if it was created no
 # earlier than this many seconds before the create was sent (server clock skew).
-_FIND_SKEW: Final = 300.0
+_FIND_SKEW: Final = 60.0
 
 
 def _error_mapper(info: ResponseInfo) -> APIStatusError | None:
@@ -480,12 +480,16 @@ class AIVideoMaker:
         Tasks echo their input: a match is a task of the same model, created
         after ``since`` (less clock skew), whose input equals the sent payload
         (an inlined image only has to be present: the server stores a URL).
-        Returns the id of exactly one match, else ``None`` (none or ambiguous).
+        Returns the id of exactly one match, else ``None`` (none, ambiguous, or
+        a spec whose payload was not kept).
 
         Example::
 
             task_id = await avm.find_submission(spec, since=sent_at)
         """
+        if not spec.payload:
+            # A journal that keeps only a hash of the payload cannot be matched exactly.
+            return None
         model = spec.meta.get("model") or spec.path.rsplit("/", 1)[-1]
         matches: list[Task] = []
         for task in await self.list_tasks():

@@ -75,7 +75,7 @@ _IMAGE_TYPES: Final = ("image/", "application/octet-stream", "binary/octet-strea
 
 # A listed video counts as a match for a lost create only if it was created no
 # earlier than this many seconds before the create was sent (server clock skew).
-_FIND_SKEW: Final = 300.0
+_FIND_SKEW: Final = 60.0
 
 
 def _error_mapper(info: ResponseInfo) -> APIStatusError | None:
