@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -230,3 +232,26 @@ def test_resolve_api_key_names_the_variable(
 )
 def test_sniff_media_type(head: bytes, media: str | None) -> None:
     assert sniff_media_type(head) == media
+
+
+_REWRITE_SCRIPT = """
+from aivideo_async.providers.aivideomaker import _wire as avm
+from aivideo_async.providers.miraflow import _wire as mf
+for cls in (mf.Avatar, mf._AvatarList, avm.Task, avm.TaskOutput, avm._TaskWire):
+    cls.__module__ = "aivideo_async"
+assert mf.parse_avatars({"avatars": [{"id": "a", "name": "b"}]})[0].id == "a"
+task = avm.parse_task({"id": "t", "status": "COMPLETED", "output": {"url": "https://x"}})
+assert task.output is not None
+print("ok")
+"""
+
+
+def test_wire_models_survive_a_module_rewrite() -> None:
+    # aivideo_async/__init__.py rewrites __module__ of re-exported classes (STYLE #1);
+    # decoding must not depend on resolving annotations in that namespace. A fresh
+    # interpreter, so that no earlier decode has resolved the annotations already.
+    done = subprocess.run(
+        [sys.executable, "-c", _REWRITE_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aivideo_async._config import DEFAULT_IMAGE_POLL_POLICY
 from aivideo_async._exceptions import (
     APIStatusError,
     AuthenticationError,
@@ -249,6 +250,7 @@ def test_video_from_audio_spec_is_multipart() -> None:
 def test_image_specs() -> None:
     gen = w.build_image(prompt="fox", name="f", aspect_ratio="4:3", negative_prompt="blur", seed=1)
     assert gen.kind == "image"
+    assert gen.poll_policy == DEFAULT_IMAGE_POLL_POLICY
     assert gen.payload == {
         "prompt": "fox",
         "name": "f",

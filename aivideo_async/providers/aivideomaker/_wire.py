@@ -835,3 +835,11 @@ def map_error(
     if status == 405:
         return BadRequest(f"{message} (method not allowed)", **common)
     return BadRequest(message, **common)
+
+
+# Resolve string annotations now, while ``__module__`` still names this module:
+# the package re-exports some models with ``__module__ = "aivideo_async"``, where
+# cattrs could no longer resolve them lazily.
+for _cls in (TaskOutput, Task, _TaskWire, _TaskListWire, _Created, _StatusWire):
+    attrs.resolve_types(_cls)
+del _cls

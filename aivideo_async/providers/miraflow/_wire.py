@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import attrs
 
+from ..._config import DEFAULT_IMAGE_POLL_POLICY
 from ..._exceptions import (
     APIStatusError,
     AuthenticationError,
@@ -624,6 +625,8 @@ def _image_spec(path: str, body: Mapping[str, Any]) -> JobSpec:
         method="POST",
         path=path,
         payload=body,
+        # Images finish in seconds: poll them on the short image cadence.
+        poll_policy=DEFAULT_IMAGE_POLL_POLICY,
         meta={"encoding": "json"},
     )
 
@@ -987,3 +990,30 @@ def map_error(
         if "api key" in lowered or "unauthori" in lowered:
             return AuthenticationError(message, **common)
     return BadRequest(message, **common)
+
+
+# Resolve string annotations now, while ``__module__`` still names this module:
+# the package re-exports some models with ``__module__ = "aivideo_async"``, where
+# cattrs could no longer resolve them lazily.
+for _cls in (
+    Avatar,
+    Voice,
+    Video,
+    VideoMetadata,
+    MediaUpload,
+    _AvatarList,
+    _VoiceList,
+    _VoiceListAsAvatars,
+    _VideoList,
+    _Created,
+    _StatusBody,
+    _Finalized,
+    VideoCreateBody,
+    _VideoAudioBody,
+    ImageGenerateBody,
+    ImageEditBody,
+    ImageInpaintBody,
+    _MediaInitBody,
+):
+    attrs.resolve_types(_cls)
+del _cls
