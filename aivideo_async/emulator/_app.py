@@ -36,7 +36,7 @@ from typing import Any
 from aiohttp import web
 
 from ._aivideomaker import AIVideoMaker
-from ._faults import ENDPOINTS, Endpoint, FaultRule
+from ._faults import ENDPOINTS, STREAM_FAULT, Endpoint, FaultRule
 from ._miraflow import Miraflow
 from ._nemovideo import NemoVideo
 from ._state import EmulatorConfig, EmulatorState
@@ -158,7 +158,7 @@ async def _with_faults(
         return s3_error(403, "AccessDenied", "Request has expired")
     if ep.sse:
         # The stream handler applies stream faults (and commit-then-drop) itself.
-        request["emu.fault"] = rule
+        STREAM_FAULT.set(rule)  # each request runs in its own task, so its own context
         return await handler(request)
     try:
         resp = await handler(request)

@@ -109,6 +109,7 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 import fnmatch
 import random
 from collections.abc import Mapping, Sequence
@@ -146,6 +147,11 @@ KINDS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     }
 )
 """Every fault kind with its params and their defaults."""
+
+STREAM_FAULT: contextvars.ContextVar[FaultRule | None] = contextvars.ContextVar(
+    "aivideo_emulator_stream_fault", default=None
+)
+"""The fault a streaming handler must apply itself (set per request task by the app)."""
 
 SSE_KINDS = frozenset({"sse_stall", "sse_close_mid_event", "sse_line_endings", "sse_fragment"})
 # Kinds that rewrite a complete response; a stream that is already flowing cannot take them.
@@ -236,6 +242,27 @@ def _check_times(_inst: object, _attr: object, value: int | None) -> None:
         raise ValueError(f"times must be >= 0 or None, got {value!r}")
 
 
+_CHOICES = {"ending": ("lf", "cr", "crlf"), "form": ("seconds", "date")}
+
+
+def _check_param(kind: str, name: str, value: Any, default: Any) -> None:
+    if name in _CHOICES:
+        if value not in _CHOICES[name]:
+            raise ValueError(
+                f"param {name!r} of fault kind {kind!r} must be one of "
+                f"{', '.join(_CHOICES[name])}, got {value!r}"
+            )
+    elif isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(
+                f"param {name!r} of fault kind {kind!r} must be true/false, got {value!r}"
+            )
+    elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(
+            f"param {name!r} of fault kind {kind!r} must be a number >= 0, got {value!r}"
+        )
+
+
 def _to_params(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
@@ -272,12 +299,13 @@ class FaultRule:
 
     def __attrs_post_init__(self) -> None:
         known = KINDS[self.kind]
-        for name in self.params:
+        for name, value in self.params.items():
             if name not in known:
                 raise ValueError(
                     f"unknown param {name!r} for fault kind {self.kind!r}; "
                     f"known: {', '.join(known) or '(none)'}"
                 )
+            _check_param(self.kind, name, value, known[name])
         if not any(fnmatch.fnmatchcase(ep, self.endpoint) for ep in ENDPOINTS):
             raise ValueError(
                 f"endpoint {self.endpoint!r} matches no endpoint class; "

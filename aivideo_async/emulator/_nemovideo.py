@@ -42,7 +42,7 @@ from typing import Any, Literal
 import attrs
 from aiohttp import web
 
-from ._faults import FaultRule
+from ._faults import STREAM_FAULT, FaultRule
 from ._media import base_url, check_signed, png, sample_mp4, serve_bytes, signed_url
 from ._state import EmulatorState, Job
 from ._status import render_progress, status_of
@@ -663,7 +663,7 @@ class NemoVideo:
         steps, cost = self._plan(session, user, text, body.streaming, now, base_url(request))
         if cost:
             state.stats.on_create(P, raw, request.path)
-        fault: FaultRule | None = request.get("emu.fault")
+        fault = STREAM_FAULT.get()
         if fault is not None and fault.kind in ("drop_after_commit", "stall_after_commit"):
             if fault.kind == "stall_after_commit":
                 await state.sleep(float(fault.param("seconds")))
