@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -599,3 +601,27 @@ def test_a_failed_render_whose_error_says_cancelled_is_canceled() -> None:
     assert status.job_status.state is JobState.CANCELED
     other = parse_render_status({"id": "render_1", "status": "failed", "error": "render failed"})
     assert other.job_status.state is JobState.FAILED
+
+
+_REWRITE_SCRIPT = """
+from aivideo_async.providers.nemovideo import _wire as w
+for cls in (w.SessionInfo, w.UploadedFile, w.UploadResult, w.Credits, w.RenderOutput):
+    cls.__module__ = "aivideo_async"
+assert w.parse_credits({"code": 0, "data": {"available": 1, "frozen": 0, "total": 1}}).total == 1
+up = w.parse_upload_result({"code": 0, "data": {"files": [{"cdn_url": "https://c/a.mp4"}]}})
+assert up.files[0].cdn_url == "https://c/a.mp4"
+assert w.parse_render_status({"id": "render_1", "status": "completed",
+                              "output": {"url": "https://c/r.mp4"}}).url == "https://c/r.mp4"
+print("ok")
+"""
+
+
+def test_wire_models_survive_the_package_module_rewrite() -> None:
+    # aivideo_async/__init__.py rewrites __module__ of re-exported classes; decoding
+    # must not resolve annotations in that namespace. A fresh interpreter, so no
+    # earlier decode has resolved them already.
+    done = subprocess.run(
+        [sys.executable, "-c", _REWRITE_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

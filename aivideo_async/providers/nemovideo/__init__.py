@@ -1,5 +1,5 @@
 """
-NemoVideo: wire layer, chat events and the draft/timeline helpers (the client follows).
+NemoVideo: the async client, its chat events and the draft/timeline helpers.
 
 Example:
     >>> from aivideo_async.providers.nemovideo import timeline_summary
@@ -18,6 +18,8 @@ from ._chat import ToolCall as ToolCall
 from ._chat import ToolResult as ToolResult
 from ._chat import iter_chat_events as iter_chat_events
 from ._chat import parse_chat_data as parse_chat_data
+from ._client import ChatStream as ChatStream
+from ._client import NemoVideo as NemoVideo
 from ._draft import Draft as Draft
 from ._draft import Segment as Segment
 from ._draft import Track as Track
@@ -37,10 +39,12 @@ from ._wire import parse_render_status as parse_render_status
 __all__ = [
     "AnonymousToken",
     "ChatEvent",
+    "ChatStream",
     "ClaimToken",
     "Credits",
     "Draft",
     "Heartbeat",
+    "NemoVideo",
     "RenderStatus",
     "Segment",
     "SessionInfo",

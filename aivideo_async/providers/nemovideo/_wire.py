@@ -1146,3 +1146,25 @@ def map_error(
             body=body,
         )
     return None
+
+
+# Resolve string annotations now, while ``__module__`` still names this module:
+# the package re-exports some models with ``__module__ = "aivideo_async"``, where
+# cattrs could no longer resolve them lazily.
+for _cls in (
+    _Envelope,
+    _AnonymousTokenData,
+    _ClaimTokenData,
+    SessionInfo,
+    UploadedFile,
+    UploadResult,
+    Credits,
+    _StateBody,
+    _StateData,
+    _RenderRequest,
+    RenderOutput,
+    _RenderBody,
+    _RenderEnvelope,
+):
+    attrs.resolve_types(_cls)
+del _cls
