@@ -280,6 +280,9 @@ class Scheduler:
         }
         self._jobs: dict[str, dict[str, JobHandle]] = {name: {} for name in backends}
         self._heap: list[tuple[float, int, JobHandle]] = []
+        # Deadlines of jobs waiting in a ready queue (for tokens or a free
+        # slot), so they time out on time however long the queue is.
+        self._ready_deadlines: list[tuple[float, int, JobHandle]] = []
         self._seq = 0
         self._in_flight = 0
         self._sleep_until = math.inf
@@ -559,9 +562,12 @@ class Scheduler:
         while True:
             now = self._clock()
             self._pop_due(now)
+            self._expire_ready(now)
             next_at = self._dispatch(now)
             if self._heap:
                 next_at = min(next_at, self._heap[0][0])
+            if self._ready_deadlines:
+                next_at = min(next_at, self._ready_deadlines[0][0])
             await self._idle(next_at)
 
     async def _idle(self, until: float) -> None:
@@ -604,11 +610,36 @@ class Scheduler:
                 # deadline) in the heap, so deadlines still fire (#26).
                 self._schedule(handle, prov.paused_until)
                 continue
-            handle._s_phase = _Phase.READY
-            queue = prov.ready.get(handle.kind)
-            if queue is None:
-                queue = prov.ready[handle.kind] = deque()
+            self._make_ready(prov, handle)
+
+    def _make_ready(self, prov: _Provider, handle: JobHandle, *, front: bool = False) -> None:
+        handle._s_phase = _Phase.READY
+        queue = prov.ready.get(handle.kind)
+        if queue is None:
+            queue = prov.ready[handle.kind] = deque()
+        if front:
+            queue.appendleft(handle)
+        else:
             queue.append(handle)
+        deadline: float | None = handle._s_deadline
+        if deadline is not None:
+            entries = self._ready_deadlines
+            heapq.heappush(entries, (deadline, handle._s_seq, handle))
+            if len(entries) > 1024 and len(entries) > 4 * self._ready_total():
+                # Entries of jobs that left the queues are dropped lazily; compact
+                # when they dominate, so memory stays proportional (amortised O(1)).
+                entries[:] = [e for e in entries if e[2]._s_phase is _Phase.READY]
+                heapq.heapify(entries)
+
+    def _ready_total(self) -> int:
+        return sum(len(q) for p in self._providers.values() for q in p.ready.values())
+
+    def _expire_ready(self, now: float) -> None:
+        entries = self._ready_deadlines
+        while entries and entries[0][0] <= now:
+            _, seq, handle = heapq.heappop(entries)
+            if handle._s_phase is _Phase.READY and handle._s_seq == seq:
+                self._time_out(handle, now)  # its queue entry is skipped from now on
 
     def _dispatch(self, now: float) -> float:
         """Send ready polls while budgets allow; return when to look again."""
@@ -682,13 +713,9 @@ class Scheduler:
 
     def _requeue(self, prov: _Provider, kind: str, handles: Sequence[JobHandle]) -> None:
         """Put polled-but-unanswered jobs back at the front of their ready queue."""
-        queue = prov.ready.get(kind)
-        if queue is None:
-            queue = prov.ready[kind] = deque()
         for handle in reversed(handles):
             if not handle.done():
-                handle._s_phase = _Phase.READY
-                queue.appendleft(handle)
+                self._make_ready(prov, handle, front=True)
         self._wake()
 
     # -- pauses and breaker -------------------------------------------------------------

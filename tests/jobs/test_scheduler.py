@@ -522,3 +522,23 @@ async def test_pause_provider_from_outside_holds_polls() -> None:
         assert len(backend.calls) == 1
         with pytest.raises(InvalidInput):
             scheduler.pause_provider("fake", -1)
+
+
+async def test_jobs_waiting_for_tokens_still_time_out_at_their_deadline() -> None:
+    """RELIABILITY #30 with a starved budget: the ready queue does not delay deadlines."""
+    time = FakeTime()
+    backend = FakeBackend(time)
+    for i in range(10):
+        backend.add(f"j{i}", state=JobState.RUNNING)
+    policy = PollPolicy(initial=2.0, cap=15.0, jitter=False, deadline=20.0)
+    limits = {"fake": ProviderLimits(rate=0.01, burst=1)}
+    async with running(backend, time=time, poll_policy=policy, provider_limits=limits) as sch:
+        handles = [
+            sch.track(provider="fake", kind="video", job_id=f"j{i}", key=f"k{i}") for i in range(10)
+        ]
+        start = time.now
+        await time.advance(19.9)
+        assert len(backend.calls) == 1
+        assert not any(h.done() for h in handles)
+        await time.advance_to(start + 20.0)
+        assert all(h.handle_status is JobHandle.Status.TIMED_OUT for h in handles)

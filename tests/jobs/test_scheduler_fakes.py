@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import attrs
 
+from aivideo_async._exceptions import RateLimited
 from aivideo_async._models import JobResult, JobState, JobStatus
 from aivideo_async.providers._base import JobSpec
 
@@ -108,6 +109,7 @@ class FakeBackend:
         latency: float = 0.0,
         many: bool = False,
         cancellable: Sequence[str] = (),
+        shared: list[int] | None = None,
     ) -> None:
         self.time = time
         self._provider = provider
@@ -123,6 +125,9 @@ class FakeBackend:
         self.max_in_flight = 0
         self.job_in_flight: set[str] = set()
         self.overlaps: list[str] = []  # job ids polled while already in flight
+        self.shared = shared if shared is not None else [0, 0]  # [in flight, max] over backends
+        self.served_failed: set[str] = set()  # jobs answered as FAILED at least once
+        self.rate_limited_at: list[tuple[float, float | None]] = []  # (answer time, retry_after)
 
     @property
     def provider(self) -> str:
@@ -148,15 +153,19 @@ class FakeBackend:
         self.job_in_flight.update(ids)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.shared[0] += 1
+        self.shared[1] = max(self.shared[1], self.shared[0])
         try:
             if self.latency:
                 await self.time.sleep(self.latency)
-            if self.errors:
-                raise self.errors.pop(0)
-            if self.down is not None:
-                raise self.down
+            error = self.errors.pop(0) if self.errors else self.down
+            if isinstance(error, RateLimited):
+                self.rate_limited_at.append((self.time.now, error.retry_after))
+            if error is not None:
+                raise error
         finally:
             self.in_flight -= 1
+            self.shared[0] -= 1
             self.job_in_flight.difference_update(ids)
 
     def _status(self, kind: str, job_id: str) -> JobStatus:
@@ -170,6 +179,8 @@ class FakeBackend:
                 status_code=404,
                 endpoint=f"GET /jobs/{job_id}",
             )
+        if job.state is JobState.FAILED:
+            self.served_failed.add(job_id)
         result = None
         if job.state is JobState.SUCCEEDED:
             result = JobResult(
