@@ -511,7 +511,10 @@ class Orchestrator:
             lease_until=self._wall() + self._lease_seconds,
         )
         async with self._locks.hold(key):
-            entry, created = await self.journal.add(planned)
+            # A new key goes planned -> sending in one durable write (shielded:
+            # a cancel must not leave us unsure whether it happened).
+            with anyio.CancelScope(shield=True):
+                entry, created = await self.journal.add(planned, sending=True)
             if not created:
                 answer = await self._existing(entry, planned)
                 if isinstance(answer, JobHandle):
@@ -682,12 +685,16 @@ class Orchestrator:
         self, scheduler: Scheduler, backend: JobBackend, spec: JobSpec, entry: JournalEntry
     ) -> JobHandle:
         key = entry.key
-        # `sending` must be on disk before the first byte; the write is shielded so
-        # that a cancel cannot leave us unsure whether it happened.
-        with anyio.CancelScope(shield=True):
-            entry = await self.journal.transition(
-                key, S.SENDING, owner=self.owner, lease_until=self._wall() + self._lease_seconds
-            )
+        if entry.state is S.PLANNED:
+            # `sending` must be on disk before the first byte; the write is shielded
+            # so that a cancel cannot leave us unsure whether it happened.
+            with anyio.CancelScope(shield=True):
+                entry = await self.journal.transition(
+                    key,
+                    S.SENDING,
+                    owner=self.owner,
+                    lease_until=self._wall() + self._lease_seconds,
+                )
         try:
             await anyio.lowlevel.checkpoint_if_cancelled()
         except anyio.get_cancelled_exc_class() as exc:

@@ -92,6 +92,17 @@ async def test_add_is_insert_if_absent(journal: Journal) -> None:
 
 
 @pytest.mark.anyio
+async def test_add_can_go_straight_to_sending(journal: Journal, clock: WallClock) -> None:
+    stored, created = await journal.add(entry("k"), sending=True)
+    assert created
+    assert (stored.state, stored.sent_at) == (S.SENDING, clock.now)
+    assert await journal.get("k") == stored
+    again, created_again = await journal.add(entry("k"), sending=True)
+    assert not created_again
+    assert again == stored
+
+
+@pytest.mark.anyio
 async def test_happy_path_records_times_and_job_id(journal: Journal, clock: WallClock) -> None:
     await journal.add(entry("k"))
     clock.now = 2_000.0

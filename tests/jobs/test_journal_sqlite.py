@@ -110,6 +110,14 @@ async def test_without_group_commit_every_write_commits_alone(tmp_path: Path) ->
 
 
 @pytest.mark.anyio
+async def test_add_with_sending_is_one_durable_commit(tmp_path: Path) -> None:
+    async with SQLiteJournal(tmp_path / "a.sqlite", group_commit=False) as journal:
+        await journal.add(entry("k"), sending=True)
+        assert journal.stats()["durable_commits"] == 1
+        assert (await journal.get("k")).state is S.SENDING  # type: ignore[union-attr]
+
+
+@pytest.mark.anyio
 async def test_refused_write_does_not_undo_its_batch_mates(tmp_path: Path) -> None:
     async with SQLiteJournal(tmp_path / "b.sqlite") as journal:
         await journal.add(entry("ok"))
