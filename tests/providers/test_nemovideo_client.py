@@ -8,9 +8,11 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import aiohttp
 import anyio
 import anyio.lowlevel
 import pytest
+from aiohttp import web
 
 from aivideo_async._config import RetryPolicy
 from aivideo_async._exceptions import (
@@ -599,3 +601,83 @@ async def test_download_refetches_an_expired_url_then_falls_back(
         assert path.read_bytes()[4:8] == b"ftyp"
         # URL (403), fresh URL (403), then the API download path.
         assert requests(emulator, "nemovideo.download") == downloads + 3
+
+
+async def test_failed_render_maps_to_failed(
+    emulator_factory: Factory, tmp_path: pathlib.Path
+) -> None:
+    async with (
+        emulator_factory(EmulatorConfig(time_scale=0.05)) as emu,
+        client(emu, tmp_path) as nemo,
+    ):
+        sid = await session_with_draft(nemo, emu)
+        draft = (await nemo.state(sid)).draft
+    config = EmulatorConfig(time_scale=0.05, failure_rate=1.0)
+    async with emulator_factory(config) as emu, client(emu, tmp_path / "2") as nemo:
+        sid = (await nemo.create_session()).session_id
+        render_id = await nemo.submit_render(sid, draft)
+        await finish_render(nemo, emu, render_id)
+        status = await nemo.poll("render", render_id)
+        assert status.state is JobState.FAILED
+        assert status.message == "render failed"
+        assert status.result is None
+
+
+# -- headers and the borrowed session (a recording server) ----------------------------------
+
+
+async def test_headers_per_endpoint_and_a_borrowed_session(tmp_path: pathlib.Path) -> None:
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append((request.path, dict(request.headers)))
+        if request.path == "/api/auth/anonymous-token":
+            data: dict[str, Any] = {"token": "nmv_usr_recorded", "credits": 100}
+        else:
+            data = {"available": 1, "frozen": 0, "total": 1}
+        return web.json_response({"code": 0, "message": "success", "data": data})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        async with aiohttp.ClientSession() as borrowed:
+            nemo = NemoVideo(
+                base_url=f"http://127.0.0.1:{port}",
+                client_id_file=tmp_path / "cid",
+                session=borrowed,
+                skill_source="my-app",
+                skill_version="9.9",
+                skill_platform="cursor",
+            )
+            async with nemo:
+                await nemo.credits()
+            assert not borrowed.closed  # borrowed: never closed by the client
+    finally:
+        await runner.cleanup()
+    (token_path, token_headers), (credits_path, credits_headers) = seen
+    assert token_path == "/api/auth/anonymous-token"
+    assert token_headers["X-Client-Id"] == (tmp_path / "cid").read_text().strip()
+    assert "Authorization" not in token_headers
+    assert not any(h.startswith("X-Skill") for h in token_headers)
+    assert credits_path == "/api/credits/balance/simple"
+    assert credits_headers["Authorization"] == "Bearer nmv_usr_recorded"
+    assert credits_headers["X-Skill-Source"] == "my-app"
+    assert credits_headers["X-Skill-Version"] == "9.9"
+    assert credits_headers["X-Skill-Platform"] == "cursor"
+
+
+def test_attribution_defaults_and_validation(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(InvalidInput) as info:
+        NemoVideo(token="t", skill_platform="a\r\nX-Evil: 1")
+    assert info.value.field == "skill_platform"
+    with pytest.raises(InvalidInput):
+        NemoVideo(token="t", max_upload_bytes=0)
+    with pytest.raises(InvalidInput):
+        NemoVideo(token="t", base_url="http://example.com")  # plain http off loopback
+    assert "token" in repr(NemoVideo(token="nmv_usr_secret"))
+    assert "nmv_usr_secret" not in repr(NemoVideo(token="nmv_usr_secret"))

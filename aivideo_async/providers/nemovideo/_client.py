@@ -243,7 +243,16 @@ class ChatStream:
         return event
 
     async def aclose(self) -> None:
-        """Stop reading and release the connection (idempotent)."""
+        """
+        Stop reading and release the connection (idempotent).
+
+        Example:
+            Plain block::
+
+                stream = nemo.chat(sid, "hello")
+                first = await anext(stream)
+                await stream.aclose()
+        """
         await self._events.aclose()
 
     async def __aenter__(self) -> Self:
@@ -447,12 +456,24 @@ class NemoVideo:
 
     @property
     def provider(self) -> str:
-        """``"nemovideo"`` (the :class:`~aivideo_async.JobBackend` name)."""
+        """
+        ``"nemovideo"`` (the :class:`~aivideo_async.JobBackend` name).
+
+        Example:
+            >>> NemoVideo(token="t").provider
+            'nemovideo'
+        """
         return PROVIDER
 
     @property
     def current_session_id(self) -> str | None:
-        """The session used when a method gets ``session_id=None`` (created on first use)."""
+        """
+        The session used when a method gets ``session_id=None`` (created on first use).
+
+        Example:
+            >>> NemoVideo(token="t").current_session_id is None
+            True
+        """
         return self._session_id
 
     # -- auth --------------------------------------------------------------------

@@ -98,7 +98,13 @@ class Track:
 
     @property
     def kind(self) -> str:
-        """The display name of :attr:`track_type`."""
+        """
+        The display name of :attr:`track_type` (``Video``, ``Audio``, ``Text``).
+
+        Example:
+            >>> Track(track_type=7).kind
+            'Text'
+        """
         if self.track_type is None:
             return "Track"
         return TRACK_TYPE_NAMES.get(self.track_type, f"Track type {self.track_type}")
@@ -130,12 +136,22 @@ class Draft:
     def is_exportable(self) -> bool:
         """
         ``True`` when at least one track has a non-empty ``sg`` (the render pre-check, §2.3 #8).
+
+        Example:
+            >>> parse_draft({"t": [{"tt": 0, "sg": []}]}).is_exportable
+            False
         """
         return any(track.segments for track in self.tracks)
 
     @property
     def total_ms(self) -> float:
-        """The draft ``d``, else the end of the longest track."""
+        """
+        The draft ``d``, else the end of the longest track, in milliseconds.
+
+        Example:
+            >>> parse_draft({"t": [{"sg": [{"d": 1000}, {"d": 1500}]}]}).total_ms
+            2500.0
+        """
         if self.duration_ms is not None:
             return self.duration_ms
         ends = [_layout(track)[-1][1] for track in self.tracks if track.segments]
@@ -143,7 +159,13 @@ class Draft:
 
     @property
     def fingerprint(self) -> str:
-        """:func:`draft_fingerprint` of :attr:`raw`."""
+        """
+        :func:`draft_fingerprint` of :attr:`raw`.
+
+        Example:
+            >>> parse_draft({"t": []}).fingerprint == draft_fingerprint({"t": []})
+            True
+        """
         return draft_fingerprint(self.raw)
 
 

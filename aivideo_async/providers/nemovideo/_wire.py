@@ -349,6 +349,12 @@ class SessionState:
         A digest of the state's ``state`` object (draft and media); it changes
         when an edit or a generation lands. Pass it to
         :meth:`NemoVideo.wait_for_state_change` as ``since``.
+
+        Example:
+            >>> a = SessionState(session_id="1", raw={"state": {"draft": {"t": []}}})
+            >>> b = SessionState(session_id="1", raw={"state": {"draft": {"t": [{"tt": 0}]}}})
+            >>> a.fingerprint == b.fingerprint
+            False
         """
         from ._draft import draft_fingerprint
 
@@ -436,7 +442,13 @@ class RenderStatus:
 
     @property
     def job_status(self) -> JobStatus:
-        """This observation as a provider-neutral :class:`~aivideo_async.JobStatus`."""
+        """
+        This observation as a provider-neutral :class:`~aivideo_async.JobStatus`.
+
+        Example:
+            >>> RenderStatus(render_id="render_1", status="pending", progress=5).job_status.progress
+            0.05
+        """
         return render_job_status(self)
 
 
