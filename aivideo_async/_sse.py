@@ -54,7 +54,7 @@ DEFAULT_MAX_EVENT_BYTES: Final = 16 * 1024 * 1024
 # Python refuses to convert longer digit strings to int (sys.int_info); a
 # reconnection time of 10**4000 ms means nothing, so such a field is ignored.
 _MAX_RETRY_DIGITS: Final = 4000
-_BOM: Final = "\xef\xbb\xbf"  # U+FEFF encoded as UTF-8, seen through Latin-1
+_BOM: Final = b"\xef\xbb\xbf"  # U+FEFF encoded as UTF-8
 
 # Splits the complete lines of a chunk (LF-only by then) into items, in C. The
 # first alternative covers the common lines: an optional ``id`` line, an
@@ -346,33 +346,38 @@ class SSEDecoder:
             self._raise_pending()
         if not raw:
             return
-        text = raw.decode("latin-1")
         if self._at_start:
             # Ignore one leading BOM, even when it arrives split across chunks.
             if self._partial:
-                text = self._partial.pop().decode("latin-1") + text
+                raw = self._partial.pop() + raw
                 self._partial_size = 0
-            if len(text) < 3 and _BOM.startswith(text):
-                self._partial.append(text.encode("latin-1"))
-                self._partial_size = len(text)
+            if len(raw) < 3 and _BOM.startswith(raw):
+                self._partial.append(raw)
+                self._partial_size = len(raw)
                 return
             self._at_start = False
-            if text.startswith(_BOM):
-                text = text[3:]
-                if not text:
+            if raw.startswith(_BOM):
+                raw = raw[3:]
+                if not raw:
                     return
         if self._skip_lf:
             self._skip_lf = False
-            if text[0] == "\n":
-                text = text[1:]
-                if not text:
+            if raw[0] == 0x0A:
+                raw = raw[1:]
+                if not raw:
                     return
-        if "\r" in text:
+        if b"\r" in raw:
             # From here on LF is the only line end. A CR closing the chunk ends
             # its line now; an LF opening the next chunk is its pair and is dropped.
-            self._skip_lf = text[-1] == "\r"
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
+            self._skip_lf = raw[-1] == 0x0D
+            stripped = raw.replace(b"\r", b"") if len(raw) > 256 else b""
+            if stripped and raw.count(b"\r\n") == len(raw) - len(stripped):
+                # Every CR is in a CRLF: dropping them is cheaper on a big chunk.
+                raw = stripped
+            else:
+                raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         self._plain = not self._skip_lf
+        text = raw.decode("latin-1")
         max_line = self.max_line_bytes
         end = text.rfind("\n") + 1
         if not end:
@@ -380,7 +385,7 @@ class SSEDecoder:
             if size > max_line:
                 self._fail(_limit_error("max_line_bytes", size, max_line), out)
                 return
-            self._partial.append(text.encode("latin-1"))
+            self._partial.append(raw)
             self._partial_size = size
             return
 
@@ -416,7 +421,7 @@ class SSEDecoder:
                 tail = ""
         self._partial_size = len(tail)
         if tail:
-            self._partial.append(tail.encode("latin-1"))
+            self._partial.append(raw[len(raw) - len(tail) :])  # Latin-1: same length
 
         items = _ITEMS(text, start, end) if start < end else []
         if first is not None:
