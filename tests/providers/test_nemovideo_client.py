@@ -14,7 +14,7 @@ import anyio.lowlevel
 import pytest
 from aiohttp import web
 
-from aivideo_async._config import RetryPolicy
+from aivideo_async._config import PollPolicy, RetryPolicy
 from aivideo_async._exceptions import (
     AuthenticationError,
     BadRequest,
@@ -28,8 +28,10 @@ from aivideo_async._exceptions import (
     PaymentRequired,
     RateLimited,
     RequestMaybeSent,
+    ServerError,
     SessionNotFound,
     StreamIdleTimeout,
+    SubmissionOutcomeUnknown,
     UnsupportedMedia,
 )
 from aivideo_async._models import JobState
@@ -37,6 +39,7 @@ from aivideo_async._secret import Secret
 from aivideo_async._session import BearerAuth, Session
 from aivideo_async.emulator import Emulator, EmulatorConfig, FaultRule
 from aivideo_async.emulator.pytest_plugin import FAST, emulator, emulator_factory
+from aivideo_async.jobs import Orchestrator, ReconcileOutcome
 from aivideo_async.providers._base import JobBackend
 from aivideo_async.providers.nemovideo._chat import (
     ChatEvent,
@@ -681,3 +684,81 @@ def test_attribution_defaults_and_validation(tmp_path: pathlib.Path) -> None:
         NemoVideo(token="t", base_url="http://example.com")  # plain http off loopback
     assert "token" in repr(NemoVideo(token="nmv_usr_secret"))
     assert "nmv_usr_secret" not in repr(NemoVideo(token="nmv_usr_secret"))
+
+
+# -- with the orchestrator: a lost render submit is found by its client-chosen id -----------
+
+
+async def test_orchestrator_reconciles_a_lost_render_submit(
+    emulator: Emulator, tmp_path: pathlib.Path
+) -> None:
+    policy = PollPolicy(initial=0.01, factor=1.5, cap=0.05, deadline=30.0)
+    async with client(emulator, tmp_path) as nemo:
+        sid = await session_with_draft(nemo, emulator)
+        spec = nemo.render_spec(sid, await nemo.state(sid))
+        emulator.add_fault(
+            FaultRule(endpoint="nemovideo.render", kind="drop_after_commit", times=1)
+        )
+        async with Orchestrator(backends=[nemo], poll_policy=policy) as orch:
+            with pytest.raises(SubmissionOutcomeUnknown):
+                await orch.submit(spec, key="export-1")
+            with pytest.raises(SubmissionOutcomeUnknown):
+                await orch.submit(spec, key="export-1")  # the journal answers; nothing is sent
+            (found,) = await orch.reconcile()
+            assert found.outcome is ReconcileOutcome.FOUND
+            assert found.job_id == spec.client_job_id
+            assert found.handle is not None
+            with anyio.fail_after(20):
+                result = await found.handle
+        assert result.job_id == spec.client_job_id
+        assert result.url is not None
+        assert requests(emulator, "nemovideo.render") == 1
+
+
+CREATE_PATHS = ["session", "upload_urls", "upload_files", "render", "run_sse"]
+CREATE_FAULTS: list[tuple[str, dict[str, Any], type[Exception]]] = [
+    ("drop_after_commit", {}, RequestMaybeSent),
+    ("server_error", {"status": 502, "commit": True}, ServerError),
+    ("truncate", {"fraction": 0.5}, RequestMaybeSent),
+]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "kind", "params", "error"),
+    [
+        pytest.param(endpoint, *fault, id=f"{endpoint}-{fault[0]}")
+        for endpoint in CREATE_PATHS
+        for fault in CREATE_FAULTS
+        # A flowing event stream cannot be truncated like a complete body;
+        # the chat's own mid-stream faults are tested above.
+        if not (endpoint == "run_sse" and fault[0] == "truncate")
+    ],
+)
+async def test_no_create_path_sends_twice(
+    emulator: Emulator,
+    tmp_path: pathlib.Path,
+    endpoint: str,
+    kind: str,
+    params: dict[str, Any],
+    error: type[Exception],
+) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00" * 64)
+    async with client(emulator, tmp_path) as nemo:
+        sid = await session_with_draft(nemo, emulator)
+        spec = nemo.render_spec(sid, await nemo.state(sid))
+        calls: dict[str, Callable[[], Any]] = {
+            "session": lambda: nemo.create_session(),
+            "upload_urls": lambda: nemo.upload_urls(sid, ["https://example.com/a.mp4"]),
+            "upload_files": lambda: nemo.upload_files(sid, [clip]),
+            "render": lambda: nemo.create(spec),
+            "run_sse": lambda: drain(nemo.chat(sid, GENERATE)),
+        }
+        name = "upload" if endpoint.startswith("upload") else endpoint
+        before = requests(emulator, f"nemovideo.{name}")
+        emulator.add_fault(
+            FaultRule(endpoint=f"nemovideo.{name}", kind=kind, params=params, times=1)
+        )
+        with pytest.raises(error):
+            await calls[endpoint]()
+        assert requests(emulator, f"nemovideo.{name}") == before + 1
