@@ -1,0 +1,202 @@
+"""
+At most once against the emulator with the real Miraflow and AIVideoMaker clients:
+for every create fault exactly one create reaches the emulator per submit (its
+stats) and the journal says what happened (RELIABILITY #1-#5, #9, #17, #19).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+import pytest
+
+from aivideo_async._config import PollPolicy, Timeouts
+from aivideo_async._exceptions import SubmissionOutcomeUnknown
+from aivideo_async.emulator import Emulator, EmulatorConfig, FaultRule, run_emulator
+from aivideo_async.jobs._journal import JournalEntry, SubmissionState
+from aivideo_async.jobs._orchestrator import Orchestrator, ReconcileOutcome
+from aivideo_async.providers._base import JobBackend, JobSpec
+from aivideo_async.providers.aivideomaker import AIVideoMaker
+from aivideo_async.providers.miraflow import Miraflow
+
+S = SubmissionState
+POLL = PollPolicy(initial=0.02, factor=1.5, cap=0.1, deadline=30.0, stuck_after=None)
+# A stalled create is cut off by the read timeout: real time is what is under test.
+CREATE_TIMEOUTS = Timeouts(connect=1.0, read=0.4, total=2.0)
+AVATAR = "cmavatarstock0000000000001"
+
+FAULTS: list[tuple[str, dict[str, Any], str]] = [
+    ("drop_after_commit", {}, "RemoteDisconnected"),  # RELIABILITY #3
+    ("stall_after_commit", {"seconds": 30}, "ReadTimeout"),  # #1
+    ("truncate", {"fraction": 0.5}, "RemoteDisconnected"),  # #4
+    ("server_error", {"status": 502, "commit": True}, "ServerError"),  # #17
+    ("html", {"status": 200, "commit": True}, "UnexpectedContentType"),  # #19
+]
+
+
+def emulator_fingerprint(entry: JournalEntry) -> str:
+    # The emulator's own definition (path, newline, canonical JSON), computed from
+    # what the journal kept: the journal holds exactly the body that was sent.
+    assert entry.payload is not None
+    body = json.dumps(entry.payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    path = entry.endpoint.split(" ", 1)[1]
+    return hashlib.sha256(f"{path}\n{body}".encode()).hexdigest()
+
+
+@pytest.fixture(name="emu")
+async def _emu() -> AsyncIterator[Emulator]:
+    async with run_emulator(EmulatorConfig(time_scale=0.05, aivideomaker_query_limit=0)) as emu:
+        yield emu
+
+
+Clients = tuple[Miraflow, AIVideoMaker]
+
+
+@pytest.fixture(name="clients")
+async def _clients(emu: Emulator) -> AsyncIterator[Clients]:
+    async with AsyncExitStack() as stack:
+        mira = await stack.enter_async_context(
+            Miraflow("mf-key", base_url=emu.base_url, create_timeouts=CREATE_TIMEOUTS)
+        )
+        avm = await stack.enter_async_context(
+            AIVideoMaker("avm-key", base_url=emu.base_url, create_timeouts=CREATE_TIMEOUTS)
+        )
+        yield mira, avm
+
+
+def make_spec(clients: Clients, provider: str, key: str) -> JobSpec:
+    mira, avm = clients
+    if provider == "miraflow":
+        return mira.video(avatar_id=AVATAR, name=f"video {key}", text=f"Hello {key}", key=key)
+    return avm.text_to_video(prompt=f"a llama surfing, take {key}")
+
+
+def backends(clients: Clients) -> list[JobBackend]:
+    return [clients[0], clients[1]]
+
+
+def creates(emu: Emulator, provider: str) -> int:
+    return int(emu.stats()["creates"].get(provider, 0))
+
+
+def on_commit(emu: Emulator) -> anyio.Event:
+    """An event set when the emulator commits a create (test-side instrumentation)."""
+    committed = anyio.Event()
+    stats = emu.state.stats
+    original = stats.on_create
+
+    def hooked(provider: str, body: bytes, path: str) -> str:
+        fingerprint = original(provider, body, path)
+        committed.set()
+        return fingerprint
+
+    stats.on_create = hooked  # type: ignore[method-assign]
+    return committed
+
+
+@pytest.mark.parametrize("provider", ["miraflow", "aivideomaker"])
+@pytest.mark.parametrize(("kind", "params", "cause"), FAULTS, ids=[f[0] for f in FAULTS])
+@pytest.mark.anyio
+async def test_every_create_fault_costs_exactly_one_create(
+    emu: Emulator,
+    clients: Clients,
+    provider: str,
+    kind: str,
+    params: dict[str, Any],
+    cause: str,
+) -> None:
+    emu.set_faults(
+        [FaultRule(endpoint=f"{provider}.create", kind=kind, params=params, schedule=[1])]
+    )
+    async with Orchestrator(backends=backends(clients), poll_policy=POLL) as orch:
+        spec = make_spec(clients, provider, "row-1")
+        with pytest.raises(SubmissionOutcomeUnknown) as info:
+            await orch.submit(spec, key="row-1")
+        assert info.value.key == "row-1"
+        assert type(info.value.__cause__).__name__ == cause
+        entry = await orch.journal.get("row-1")
+        assert entry is not None
+        assert entry.state is S.UNKNOWN
+        assert entry.error is not None
+        assert entry.error.type == cause
+        # The same key again: answered from the journal.
+        with pytest.raises(SubmissionOutcomeUnknown):
+            await orch.submit(spec, key="row-1")
+        stats = emu.stats()
+        assert stats["requests_by_endpoint"][f"{provider}.create"] == 1
+        assert creates(emu, provider) == 1
+        assert stats["creates_by_fingerprint"] == {emulator_fingerprint(entry): 1}
+        assert stats["duplicate_creates"] == 0
+        assert stats["faults_fired"] == {kind: 1}
+
+        # The lost job is found again where the provider allows it (§4.1):
+        # Miraflow lists completed videos by tagged name, AIVideoMaker echoes input.
+        emu.advance(60)
+        [result] = await orch.reconcile()
+        assert result.outcome is ReconcileOutcome.FOUND, result
+        assert (await orch.journal.get("row-1")).state is S.ACCEPTED  # type: ignore[union-attr]
+        assert result.handle is not None
+        done = await result.handle
+        assert done.provider == provider
+    assert creates(emu, provider) == 1
+
+
+@pytest.mark.parametrize("provider", ["miraflow", "aivideomaker"])
+@pytest.mark.anyio
+async def test_cancellation_mid_create_is_one_create_and_unknown(
+    emu: Emulator, clients: Clients, provider: str
+) -> None:
+    emu.set_faults(
+        [
+            FaultRule(
+                endpoint=f"{provider}.create",
+                kind="stall_after_commit",
+                params={"seconds": 30},
+                schedule=[1],
+            )
+        ]
+    )
+    async with Orchestrator(backends=backends(clients), poll_policy=POLL) as orch:
+        spec = make_spec(clients, provider, "row-1")
+        committed = on_commit(emu)
+        async with anyio.create_task_group() as tg:
+
+            async def submit() -> None:
+                await orch.submit(spec, key="row-1")
+
+            tg.start_soon(submit)
+            await committed.wait()  # the provider has the job; its answer is stalled
+            tg.cancel_scope.cancel()  # RELIABILITY #9: the task is cancelled mid-call
+        entry = await orch.journal.get("row-1")
+        assert entry is not None
+        assert entry.state is S.UNKNOWN
+        assert entry.error is not None
+        assert entry.error.type == "CancelledError"
+        with pytest.raises(SubmissionOutcomeUnknown):
+            await orch.submit(spec, key="row-1")
+        stats = emu.stats()
+        assert stats["requests_by_endpoint"][f"{provider}.create"] == 1
+        assert stats["creates_by_fingerprint"] == {emulator_fingerprint(entry): 1}
+
+
+@pytest.mark.anyio
+async def test_many_jobs_through_both_providers(emu: Emulator, clients: Clients) -> None:
+    async with Orchestrator(backends=backends(clients), poll_policy=POLL) as orch:
+        handles = []
+        for n in range(10):
+            provider = "miraflow" if n % 2 else "aivideomaker"
+            handles.append(await orch.submit(make_spec(clients, provider, f"k{n}"), key=f"k{n}"))
+        results = await orch.gather(handles)
+        assert [r.provider for r in results] == [h.provider for h in handles]
+        again = [
+            await orch.submit(make_spec(clients, h.provider, h.key), key=h.key) for h in handles
+        ]
+        assert [h.job_id for h in again] == [h.job_id for h in handles]
+    stats = emu.stats()
+    assert stats["creates"] == {"miraflow": 5, "aivideomaker": 5}
+    assert stats["duplicate_creates"] == 0
