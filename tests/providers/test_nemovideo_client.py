@@ -321,6 +321,7 @@ async def test_session_lost_on_the_current_session_starts_a_new_one(
         events = await drain(stream)
         assert any(isinstance(e, TextEvent) for e in events)
         assert nemo.current_session_id not in (first, second)
+        assert stream.session_id == nemo.current_session_id
         # The lost session's POST ran nothing: the only turn is the one that streamed.
         assert emulator.stats()["creates"].get("nemovideo", 0) == 0
 

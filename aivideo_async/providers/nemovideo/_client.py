@@ -86,6 +86,7 @@ from ._wire import (
     build_render_body,
     build_run_sse_body,
     build_upload_urls_body,
+    check_message,
     check_upload_file,
     guess_content_type,
     map_error,
@@ -222,9 +223,13 @@ class ChatStream:
                 state = await nemo.wait_for_state_change(sid, since=before)
     """
 
-    def __init__(self, events: AsyncGenerator[ChatEvent, None], session_id: str | None) -> None:
-        self._events = events
+    def __init__(
+        self,
+        events: Callable[[ChatStream], AsyncGenerator[ChatEvent, None]],
+        session_id: str | None,
+    ) -> None:
         self.session_id = session_id
+        self._events = events(self)  # an async generator: nothing runs until iterated
         self.saw_text = False
         self.dropped = False
         self.tool_calls: list[ToolCall] = []
@@ -412,7 +417,6 @@ class NemoVideo:
         self._state = _ClientState.UNOPENED
         self._session_id: str | None = None
         self._session_lock = anyio.Lock()
-        self._last_anonymous: AnonymousToken | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -516,7 +520,6 @@ class NemoVideo:
             authenticated=False,
         )
         token = parse_anonymous_token(resp.json(), endpoint=resp.endpoint, status_code=resp.status)
-        self._last_anonymous = token
         return token
 
     async def _fetch_anonymous_token(self) -> Secret:
@@ -1054,25 +1057,29 @@ class NemoVideo:
                             case StreamError(dropped=True):
                                 print("connection lost; the turn may still be running")
         """
-        body = build_run_sse_body(session_id or "pending", text)  # validates text now
+        check_message(text)  # now, not at the first event
         idle = self._chat_idle_timeout if isinstance(idle_timeout, NotGiven) else idle_timeout
-        stream = ChatStream(self._chat_events(session_id, body, idle), session_id)
-        return stream
+
+        def events(stream: ChatStream) -> AsyncGenerator[ChatEvent, None]:
+            return self._chat_events(stream, text, idle)
+
+        return ChatStream(events, session_id)
 
     async def _chat_events(
-        self, session_id: str | None, body: dict[str, Any], idle: float | None
+        self, stream: ChatStream, text: str, idle: float | None
     ) -> AsyncGenerator[ChatEvent, None]:
-        implicit = session_id is None
-        sid = session_id if session_id is not None else await self._current_session()
+        implicit = stream.session_id is None
+        sid = stream.session_id if stream.session_id is not None else await self._current_session()
+        stream.session_id = sid
         async with contextlib.AsyncExitStack() as stack:
             try:
-                resp = await stack.enter_async_context(self._open_chat(sid, body))
+                resp = await stack.enter_async_context(self._open_chat(sid, text))
             except SessionNotFound:
                 if not implicit:
                     raise
                 # Rejected before anything ran: sending to a new session is no resend.
-                sid = await self._renew_session(sid)
-                resp = await stack.enter_async_context(self._open_chat(sid, body))
+                sid = stream.session_id = await self._renew_session(sid)
+                resp = await stack.enter_async_context(self._open_chat(sid, text))
             async for event in iter_chat_events(
                 resp,
                 idle_timeout=idle,
@@ -1082,12 +1089,11 @@ class NemoVideo:
                 yield event
 
     @contextlib.asynccontextmanager
-    async def _open_chat(self, sid: str, body: dict[str, Any]) -> AsyncIterator[Any]:
-        payload = {**body, "session_id": sid}
+    async def _open_chat(self, sid: str, text: str) -> AsyncIterator[Any]:
         async with self._api.stream(
             "POST",
             RUN_SSE_PATH,
-            json=payload,
+            json=build_run_sse_body(sid, text),
             idempotent=False,
             timeouts=self._chat_timeouts,
         ) as resp:

@@ -69,6 +69,7 @@ __all__ = [
     "build_create_session_body",
     "build_claim_token_body",
     "build_run_sse_body",
+    "check_message",
     "build_upload_urls_body",
     "build_render_body",
     "check_upload_file",
@@ -536,6 +537,20 @@ def build_claim_token_body(task_id: str, session_id: str) -> dict[str, Any]:
     }
 
 
+def check_message(text: object) -> str:
+    """
+    Check a chat message: a non-empty string (ADK rejects an empty ``parts``).
+
+    Raises:
+        InvalidInput: otherwise, naming the field ``text``.
+
+    Example:
+        >>> check_message("Add background music")
+        'Add background music'
+    """
+    return _non_empty_str("text", text)
+
+
 def build_run_sse_body(session_id: str, text: str, *, user_id: str = USER_ID) -> dict[str, Any]:
     """
     Body of ``POST /run_sse``: ADK's request in snake_case, no ``role``, no ``streaming``.
@@ -554,7 +569,7 @@ def build_run_sse_body(session_id: str, text: str, *, user_id: str = USER_ID) ->
         "app_name": APP_NAME,
         "user_id": user_id,
         "session_id": _non_empty_str("session_id", session_id),
-        "new_message": {"parts": [{"text": _non_empty_str("text", text)}]},
+        "new_message": {"parts": [{"text": check_message(text)}]},
     }
 
 
