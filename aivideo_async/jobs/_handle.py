@@ -215,6 +215,7 @@ class JobHandle:
         "_scheduler",
         "_s_phase",
         "_s_seq",
+        "_s_due",
         "_s_created",
         "_s_deadline",
         "_s_policy",
@@ -232,6 +233,7 @@ class JobHandle:
     key: str
     status: JobStatus | None
     # Set by Scheduler.track; unset on handles built by resolved().
+    _s_due: float
     _s_created: float
     _s_deadline: float | None
     _s_policy: PollPolicy

@@ -69,9 +69,16 @@ _FLAG_STUCK: Final = 1  # the stuck warning was logged
 _FLAG_SINGLE: Final = 2  # a coalesced answer missed it: next poll is a single one
 _MIN_RATE_FACTOR: Final = 1 / 16  # AIMD floor: a 429 storm slows a provider to 1/16 at worst
 _RATE_RECOVERY: Final = 0.02  # additive increase of the rate factor per good poll
+_BATCH_MIN_RATIO: Final = 0.3  # below this hit ratio a list call is only a probe
+_BATCH_PROBE_EVERY: Final = 16  # ... tried once per this many chances
 _ONE_TOKEN: Final = 1.0 - 1e-9  # float refills may land a hair under a whole token
 _FLOOR_FRACTION: Final = 0.1  # shortest delay between polls, as a fraction of policy.initial
 _ETA_MARGIN: Final = 0.03  # poll this fraction after the estimated completion
+
+
+def _due_of(handle: JobHandle) -> float:
+    due: float = handle._s_due
+    return due
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -133,6 +140,8 @@ class _Provider:
 
     __slots__ = (
         "backend",
+        "batch_probe",
+        "batch_ratio",
         "breaker",
         "breaker_opens",
         "failures",
@@ -168,6 +177,11 @@ class _Provider:
         self.rate_limits = 0
         self.ready: dict[str, deque[JobHandle]] = {}
         self.no_batch: set[str] = set()
+        # Share of asked jobs a list call answered for, per kind (EWMA); a
+        # list that answers for few (Miraflow lists finished videos only)
+        # costs more than it saves, so it is then only tried now and then.
+        self.batch_ratio: dict[str, float] = {}
+        self.batch_probe: dict[str, int] = {}
         self.retry_budget = RetryBudget(
             capacity=retry.budget, retry_cost=retry.retry_cost, timeout_cost=retry.timeout_cost
         )
@@ -183,7 +197,8 @@ class _Provider:
         return (1.0 - self.tokens) / (self.limits.rate * self.rate_factor)
 
 
-_Batch = tuple[_Provider, str, list[JobHandle]]
+# (provider, kind, due jobs, piggybacked jobs with the due time they had)
+_Batch = tuple[_Provider, str, list[JobHandle], list[tuple[JobHandle, float]]]
 
 
 class Scheduler:
@@ -548,6 +563,7 @@ class Scheduler:
         self._seq += 1
         handle._s_seq = self._seq
         handle._s_phase = _Phase.SCHEDULED
+        handle._s_due = at
         heapq.heappush(self._heap, (at, self._seq, handle))
         if at < self._sleep_until:
             self._wake()
@@ -663,25 +679,27 @@ class Scheduler:
                     if prov.tokens < _ONE_TOKEN:
                         next_at = min(next_at, now + max(prov.token_wait(), 1e-3))
                         break
-                    batch = self._take(prov, kind, queue, now)
+                    batch, single = self._take(prov, kind, queue, now)
                     if not batch:
                         continue
+                    extras = [] if single else self._piggyback(prov, kind, len(batch), now)
                     prov.tokens -= 1.0
                     prov.in_flight += 1
                     self._in_flight += 1
                     if self._in_flight > self._stats["in_flight_max"]:
                         self._stats["in_flight_max"] = self._in_flight
                     assert self._send is not None
-                    self._send.send_nowait((prov, kind, batch))
+                    self._send.send_nowait((prov, kind, batch, extras))
                 if not queue:
                     del prov.ready[kind]
         return next_at
 
     def _take(
         self, prov: _Provider, kind: str, queue: deque[JobHandle], now: float
-    ) -> list[JobHandle]:
-        limit = 1 if kind in prov.no_batch or len(queue) < 2 else prov.limits.batch_max
+    ) -> tuple[list[JobHandle], bool]:
+        limit = prov.limits.batch_max if self._batching(prov, kind) else 1
         batch: list[JobHandle] = []
+        single = False
         while queue and len(batch) < limit:
             handle = queue[0]
             if handle._s_phase is not _Phase.READY:
@@ -698,10 +716,57 @@ class Scheduler:
                     break
                 handle._s_flags &= ~_FLAG_SINGLE
                 limit = 1
+                single = True
             queue.popleft()
             handle._s_phase = _Phase.IN_FLIGHT
             batch.append(handle)
-        return batch
+        return batch, single
+
+    def _batching(self, prov: _Provider, kind: str) -> bool:
+        """Whether the next poll of ``kind`` should be a list call."""
+        if kind in prov.no_batch:
+            return False
+        if prov.batch_ratio.get(kind, 1.0) >= _BATCH_MIN_RATIO:
+            return True
+        chances = prov.batch_probe.get(kind, 0) + 1
+        prov.batch_probe[kind] = chances % _BATCH_PROBE_EVERY
+        return chances >= _BATCH_PROBE_EVERY
+
+    def _piggyback(
+        self, prov: _Provider, kind: str, taken: int, now: float
+    ) -> list[tuple[JobHandle, float]]:
+        """
+        Jobs of ``kind`` not due yet that ride along on a list call.
+
+        The list answers for them at no extra request, so the jobs due next
+        (up to ``batch_max``) are refreshed now and rescheduled from here.
+        """
+        room = prov.limits.batch_max - taken
+        if room <= 0 or not self._batching_now(prov, kind, taken):
+            return []
+        candidates = [
+            h
+            for h in self._jobs[prov.name].values()
+            if h._s_phase is _Phase.SCHEDULED and h.kind == kind
+        ]
+        if not candidates:
+            return []
+        chosen = heapq.nsmallest(room, candidates, key=_due_of)
+        extras = [(h, h._s_due) for h in chosen]
+        for handle, _ in extras:
+            handle._s_phase = _Phase.IN_FLIGHT
+        return extras
+
+    def _batching_now(self, prov: _Provider, kind: str, taken: int) -> bool:
+        return kind not in prov.no_batch and (
+            taken > 1 or prov.batch_ratio.get(kind, 1.0) >= _BATCH_MIN_RATIO
+        )
+
+    def _restore(self, prov: _Provider, extras: list[tuple[JobHandle, float]]) -> None:
+        """Put piggybacked jobs the list did not answer for back where they were."""
+        for handle, due in extras:
+            if handle._s_phase is _Phase.IN_FLIGHT:
+                self._schedule(handle, max(due, prov.paused_until))
 
     def _park_ready(self, prov: _Provider) -> None:
         """Move a paused provider's ready jobs back to the heap, to the pause end."""
@@ -796,10 +861,10 @@ class Scheduler:
 
     async def _work(self, receive: MemoryObjectReceiveStream[_Batch]) -> None:
         async with receive:
-            async for prov, kind, batch in receive:
+            async for prov, kind, batch, extras in receive:
                 resolved: list[JobHandle] = []
                 try:
-                    await self._poll(prov, kind, batch, resolved)
+                    await self._poll(prov, kind, batch, extras, resolved)
                 finally:
                     prov.in_flight -= 1
                     self._in_flight -= 1
@@ -809,37 +874,18 @@ class Scheduler:
                     await self._notify(handle)
 
     async def _poll(
-        self, prov: _Provider, kind: str, batch: list[JobHandle], resolved: list[JobHandle]
+        self,
+        prov: _Provider,
+        kind: str,
+        batch: list[JobHandle],
+        extras: list[tuple[JobHandle, float]],
+        resolved: list[JobHandle],
     ) -> None:
         backend = prov.backend
         self._stats["polls"] += 1
         try:
-            if len(batch) > 1:
-                answers = await backend.poll_many(kind, [h.job_id for h in batch])
-                if answers is None:
-                    # No list endpoint for this kind: no request was made.
-                    self._stats["polls"] -= 1
-                    prov.no_batch.add(kind)
-                    prov.tokens = min(float(prov.limits.burst), prov.tokens + 1.0)
-                    self._requeue(prov, kind, batch)
-                    return
-                self._stats["coalesced_calls"] += 1
-                self._stats["coalesced_jobs"] += len(batch)
-                now = self._clock()
-                self._poll_ok(prov)
-                missing: list[JobHandle] = []
-                for handle in batch:
-                    status = answers.get(handle.job_id)
-                    if status is None:
-                        missing.append(handle)
-                    else:
-                        self._stats["polled_jobs"] += 1
-                        self._observe(handle, status, now, resolved)
-                if missing:
-                    # Jobs the list did not answer for are polled one by one.
-                    for handle in missing:
-                        handle._s_flags |= _FLAG_SINGLE
-                    self._requeue(prov, kind, missing)
+            if len(batch) + len(extras) > 1:
+                await self._poll_list(prov, kind, batch, extras, resolved)
                 return
             handle = batch[0]
             status = await backend.poll(kind, handle.job_id)
@@ -851,6 +897,7 @@ class Scheduler:
             now = self._clock()
             self._rate_limited(prov, exc, now)
             self._requeue_or_time_out(prov, kind, batch, now, resolved)
+            self._restore(prov, extras)
         except AuthenticationError as exc:
             now = self._clock()
             self._stats["auth_pauses"] += 1
@@ -862,16 +909,69 @@ class Scheduler:
             )
             self._pause(prov, self._auth_pause, "authentication failed", now)
             self._requeue_or_time_out(prov, kind, batch, now, resolved)
+            self._restore(prov, extras)
         except NotFound as exc:
             now = self._clock()
-            if len(batch) > 1:
+            if len(batch) + len(extras) > 1:
                 self._failed(prov, batch, exc, now, resolved)
+                self._restore(prov, extras)
             else:
                 self._not_found(batch[0], exc, now, resolved)
         except Exception as exc:
             # Transport errors, 5xx, garbled answers and backend bugs alike:
             # never fatal to a job; retried under the error policy.
             self._failed(prov, batch, exc, self._clock(), resolved)
+            self._restore(prov, extras)
+
+    async def _poll_list(
+        self,
+        prov: _Provider,
+        kind: str,
+        batch: list[JobHandle],
+        extras: list[tuple[JobHandle, float]],
+        resolved: list[JobHandle],
+    ) -> None:
+        ids = [h.job_id for h in batch]
+        ids.extend(h.job_id for h, _ in extras)
+        answers = await prov.backend.poll_many(kind, ids)
+        if answers is None:
+            # No list endpoint for this kind: no request was made.
+            self._stats["polls"] -= 1
+            prov.no_batch.add(kind)
+            prov.tokens = min(float(prov.limits.burst), prov.tokens + 1.0)
+            self._requeue(prov, kind, batch)
+            self._restore(prov, extras)
+            return
+        self._stats["coalesced_calls"] += 1
+        self._stats["coalesced_jobs"] += len(ids)
+        now = self._clock()
+        self._poll_ok(prov)
+        hits = 0
+        missing: list[JobHandle] = []
+        for handle in batch:
+            status = answers.get(handle.job_id)
+            if status is None:
+                missing.append(handle)
+            else:
+                hits += 1
+                self._observe(handle, status, now, resolved)
+        left: list[tuple[JobHandle, float]] = []
+        for handle, due in extras:
+            status = answers.get(handle.job_id)
+            if status is None:
+                left.append((handle, due))
+            else:
+                hits += 1
+                self._observe(handle, status, now, resolved)
+        self._stats["polled_jobs"] += hits
+        ratio = prov.batch_ratio.get(kind, 1.0)
+        prov.batch_ratio[kind] = 0.7 * ratio + 0.3 * (hits / len(ids))
+        self._restore(prov, left)
+        if missing:
+            # Due jobs the list did not answer for are polled one by one.
+            for handle in missing:
+                handle._s_flags |= _FLAG_SINGLE
+            self._requeue(prov, kind, missing)
 
     def _requeue_or_time_out(
         self,

@@ -542,3 +542,44 @@ async def test_jobs_waiting_for_tokens_still_time_out_at_their_deadline() -> Non
         assert not any(h.done() for h in handles)
         await time.advance_to(start + 20.0)
         assert all(h.handle_status is JobHandle.Status.TIMED_OUT for h in handles)
+
+
+async def test_a_list_call_piggybacks_jobs_not_due_yet() -> None:
+    """One list request answers for every tracked job of the kind, due or not."""
+    time = FakeTime()
+    backend = FakeBackend(time, many=True)
+    handles = []
+    async with running(backend, time=time) as scheduler:
+        for i in range(10):
+            backend.add(f"j{i}", state=JobState.RUNNING, raw_status="working")
+            handles.append(
+                scheduler.track(provider="fake", kind="video", job_id=f"j{i}", key=f"k{i}")
+            )
+            await time.advance(0.1)  # staggered: each job is due at a different time
+        await time.advance(1.2)  # only j0 is due now
+        assert [name for _, name, _ in backend.calls] == ["many"]
+        assert len(backend.calls[0][2]) == 10
+        assert all(h.status is not None for h in handles)
+        assert scheduler.stats()["coalesced_jobs"] == 10
+
+
+async def test_a_list_that_rarely_answers_is_only_probed() -> None:
+    """Miraflow lists finished videos only: while jobs run, single polls are cheaper."""
+    time = FakeTime()
+    backend = FakeBackend(time, many=True, list_finished_only=True)
+    for i in range(20):
+        backend.add(f"j{i}", state=JobState.RUNNING, raw_status="working")
+    async with running(backend, time=time) as scheduler:
+        handles = [
+            scheduler.track(provider="fake", kind="video", job_id=f"j{i}", key=f"k{i}")
+            for i in range(20)
+        ]
+        await time.advance(120.0)
+        lists = sum(1 for _, name, _ in backend.calls if name == "many")
+        singles = sum(1 for _, name, _ in backend.calls if name == "poll")
+        assert singles > 100
+        assert lists <= 2 + singles // 16
+        for i in range(20):
+            backend.set(f"j{i}", state=JobState.SUCCEEDED, raw_status="done")
+        await time.advance(30.0)
+        assert all(h.handle_status is JobHandle.Status.SUCCEEDED for h in handles)

@@ -110,11 +110,13 @@ class FakeBackend:
         many: bool = False,
         cancellable: Sequence[str] = (),
         shared: list[int] | None = None,
+        list_finished_only: bool = False,
     ) -> None:
         self.time = time
         self._provider = provider
         self.latency = latency
         self.many = many
+        self.list_finished_only = list_finished_only  # like Miraflow's GET /api/videos
         self.cancellable = set(cancellable)
         self.jobs: dict[str, FakeJob] = {}
         self.errors: list[BaseException] = []  # raised by the next calls, first first
@@ -216,7 +218,12 @@ class FakeBackend:
             if job is not None and job.visible and job.state.is_terminal:
                 # Like Miraflow's GET /api/videos: only finished jobs are listed.
                 out[job_id] = self._status(kind, job_id)
-            elif job is not None and job.visible and job.raw_status != "unlisted":
+            elif (
+                job is not None
+                and job.visible
+                and job.raw_status != "unlisted"
+                and not self.list_finished_only
+            ):
                 out[job_id] = self._status(kind, job_id)
         return out
 
