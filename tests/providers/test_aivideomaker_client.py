@@ -386,3 +386,14 @@ async def test_the_key_is_never_logged(
     assert KEY not in caplog.text
     assert KEY not in repr(info.value)
     assert KEY not in repr(avm)
+
+
+@pytest.mark.parametrize("bad", ["../admin", "a/b", "x?y=1", "é", ""])
+async def test_ids_are_checked_before_they_enter_a_path(
+    avm: AIVideoMaker, emu: Emulator, bad: str
+) -> None:
+    with pytest.raises(InvalidInput):
+        await avm.get_task(bad)
+    with pytest.raises(InvalidInput):
+        await avm.cancel("video", bad)
+    assert emu.stats()["requests"].get("aivideomaker", 0) == 0

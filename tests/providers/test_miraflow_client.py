@@ -489,3 +489,14 @@ async def test_the_key_is_never_logged(
     assert KEY not in caplog.text
     assert KEY not in repr(info.value)
     assert KEY not in repr(mira)
+
+
+@pytest.mark.parametrize("bad", ["../admin", "a/b", "x?y=1", "é", ""])
+async def test_ids_are_checked_before_they_enter_a_path(
+    mira: Miraflow, emu: Emulator, bad: str
+) -> None:
+    with pytest.raises(InvalidInput):
+        await mira.get_video(bad)
+    with pytest.raises(InvalidInput):
+        await mira.poll("image", bad)
+    assert emu.stats()["requests"].get("miraflow", 0) == 0
