@@ -22,6 +22,8 @@ from aivideo_async._exceptions import (
     DownloadError,
     InsufficientCredits,
     InvalidInput,
+    JobCancelled,
+    JobFailed,
     JobTimeout,
     MediaTooLarge,
     NotFound,
@@ -763,3 +765,26 @@ async def test_no_create_path_sends_twice(
         with pytest.raises(error):
             await calls[endpoint]()
         assert requests(emulator, f"nemovideo.{name}") == before + 1
+
+
+async def test_wait_for_render_outcomes(emulator_factory: Factory, tmp_path: pathlib.Path) -> None:
+    async with emulator_factory(FAST) as emu, client(emu, tmp_path) as nemo:
+        sid = await session_with_draft(nemo, emu)
+        draft = (await nemo.state(sid)).draft
+        clock = Clockwork(emu)
+        done = await nemo.wait_for_render(await nemo.submit_render(sid, draft), sleep=clock)
+        assert done.url is not None
+        assert clock.slept  # it polled more than once, on the injected sleep
+        assert set(clock.slept) == {10.0}
+
+        pending = await nemo.submit_render(sid, draft)
+        with pytest.raises(JobTimeout, match="after 1 polls"):
+            await nemo.wait_for_render(pending, max_polls=1)
+        await nemo.cancel_render(pending)
+        with pytest.raises(JobCancelled):
+            await nemo.wait_for_render(pending, sleep=clock)
+    failing = EmulatorConfig(time_scale=0.05, failure_rate=1.0)
+    async with emulator_factory(failing) as emu, client(emu, tmp_path / "f") as nemo:
+        sid = (await nemo.create_session()).session_id
+        with pytest.raises(JobFailed, match="render failed"):
+            await nemo.wait_for_render(await nemo.submit_render(sid, draft), sleep=Clockwork(emu))

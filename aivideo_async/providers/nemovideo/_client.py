@@ -36,6 +36,8 @@ from ..._exceptions import (
     APIStatusError,
     DownloadError,
     InvalidInput,
+    JobCancelled,
+    JobFailed,
     JobTimeout,
     NotFound,
     SessionNotFound,
@@ -965,6 +967,54 @@ class NemoVideo:
             raise InvalidInput(
                 field="kind", value=kind, expected=f"{RENDER_KIND!r}", provider=PROVIDER
             )
+
+    async def wait_for_render(
+        self,
+        render_id: str,
+        *,
+        interval: float = 10.0,
+        max_polls: int = 30,
+        sleep: Sleep | None = None,
+    ) -> RenderStatus:
+        """
+        Poll a render until it finishes (standalone use; the orchestrator polls by itself).
+
+        The default schedule is NV-REF44's: every 10 s, at most 30 polls (the
+        official skill uses 30 s x 10).
+
+        Returns:
+            The completed :class:`RenderStatus` (with its ``url``).
+
+        Raises:
+            JobFailed: the render failed.
+            JobCancelled: the render was cancelled.
+            JobTimeout: not finished after ``max_polls`` polls (it keeps running).
+
+        Example:
+            Plain block::
+
+                render_id = await nemo.submit_render(sid, state)
+                done = await nemo.wait_for_render(render_id)
+                await nemo.download_render(done, "out/sunset.mp4")
+        """
+        polls: object = max_polls  # callers may pass anything; check at runtime
+        if isinstance(polls, bool) or not isinstance(polls, int) or polls < 1:
+            raise InvalidInput(field="max_polls", value=max_polls, expected="an int >= 1")
+        nap = sleep or self._sleep
+        for poll in range(max_polls):
+            if poll:
+                await nap(interval)
+            status = await self.render_status(render_id)
+            job = status.job_status
+            if job.state is JobState.SUCCEEDED:
+                return status
+            if job.state is JobState.FAILED:
+                raise JobFailed(job.message or "render failed", job_id=render_id, provider=PROVIDER)
+            if job.state is JobState.CANCELED:
+                raise JobCancelled("render cancelled", job_id=render_id, provider=PROVIDER)
+        raise JobTimeout(
+            f"render not finished after {max_polls} polls", job_id=render_id, provider=PROVIDER
+        )
 
     async def download_render(
         self,
