@@ -360,3 +360,53 @@ def test_error_mapping(status: int, body: object, endpoint: str, cls: type[APISt
 )
 def test_ok_answers_and_failed_jobs_are_not_errors(body: object, endpoint: str) -> None:
     assert w.map_error(status=200, body=body, endpoint=endpoint) is None
+
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 30),
+    st.floats(allow_nan=True),
+    st.sampled_from(["5", "8", "10", "16:9", "1:1", URL, PNG, "http://x/y.png", ""]),
+    st.text(max_size=6),
+    st.lists(st.text(max_size=4), max_size=8),
+)
+
+
+@given(
+    st.sampled_from([*w.MODELS, "bogus"]),
+    st.dictionaries(
+        st.sampled_from(["prompt", "aspectRatio", "duration", "image", "extra"]),
+        _values,
+        max_size=5,
+    ),
+)
+def test_validation_is_total(model: str, payload: dict[str, Any]) -> None:
+    # Any input either normalises to a body that passes again unchanged, or is an
+    # InvalidInput; no other exception escapes.
+    outcome: dict[str, Any] | InvalidInput
+    try:
+        outcome = w.validate_payload(model, payload)
+    except InvalidInput as err:
+        outcome = err
+    if isinstance(outcome, InvalidInput):
+        assert outcome.field
+        assert outcome.expected
+    else:
+        assert w.validate_payload(model, outcome) == outcome
+        if "duration" in outcome:
+            assert outcome["duration"] in w.DURATIONS[model]
+
+
+@given(
+    st.integers(100, 599),
+    st.one_of(st.none(), st.dictionaries(st.sampled_from(["status", "message", "id"]), _values)),
+    st.sampled_from([CREATE, CANCEL, STATUS, "GET /api/v1/tasks"]),
+)
+def test_error_mapping_is_total(status: int, body: Any, endpoint: str) -> None:
+    err = w.map_error(status=status, body=body, endpoint=endpoint)
+    if not 200 <= status < 300:
+        assert isinstance(err, APIStatusError)
+    if err is not None:
+        assert err.status_code == status
+        assert err.provider == "aivideomaker"

@@ -362,3 +362,26 @@ def test_rate_limit_keeps_retry_after() -> None:
     err = _err(429, _failure("slow down"), retry_after=3.0)
     assert isinstance(err, RateLimited)
     assert err.retry_after == 3.0
+
+
+@given(
+    st.integers(100, 599),
+    st.one_of(
+        st.none(),
+        st.text(max_size=10),
+        st.dictionaries(
+            st.sampled_from(["result", "error", "message", "jobId"]),
+            st.one_of(st.none(), st.text(max_size=10), st.sampled_from(["failure", "success"])),
+        ),
+    ),
+)
+def test_error_mapping_is_total(status: int, body: Any) -> None:
+    err = w.map_error(status=status, body=body, endpoint="GET /api/videos")
+    failure = isinstance(body, dict) and body.get("result") == "failure"
+    if failure or not 200 <= status < 300:
+        assert isinstance(err, APIStatusError)
+    else:
+        assert err is None
+    if err is not None:
+        assert err.status_code == status
+        assert err.message
