@@ -1,0 +1,176 @@
+"""
+The ``aivideo`` typer application: the root, ``demo`` and ``emulator``.
+
+Batch, journal and provider commands are added from their own modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ._api import AIVideoError, emulator_main
+from ._demo import DemoOptions, print_summary, run_demo
+from ._errors import ExitCode, describe_error, exit_code_for
+
+__all__ = ["app", "run_async", "fail", "state"]
+
+app = typer.Typer(
+    name="aivideo",
+    help="Generate AI videos and images with at-most-once creates and a durable job journal.\n\n"
+    "Start with `aivideo demo`: a mixed batch of ~30 jobs against the embedded emulator.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class _State:
+    debug: bool = False
+
+
+state = _State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aivideo {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show tracebacks and the library's debug log on errors."),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """The aivideo command line."""
+    state.debug = debug or os.environ.get("AIVIDEO_DEBUG", "") not in ("", "0")
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    # Task groups wrap errors; a single one is reported as itself.
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
+    """Print ``error: message`` to stderr and exit with ``code``."""
+    sys.stderr.write(f"error: {message}\n")
+    raise typer.Exit(int(code))
+
+
+def run_async(main: Callable[[], Awaitable[int | None]]) -> NoReturn:
+    """
+    Run ``main`` on a fresh event loop and exit with its code; errors become one
+    line on stderr and their documented exit code (a traceback only with ``--debug``).
+    """
+    try:
+        code = asyncio.run(_call(main)) or 0
+    except KeyboardInterrupt:
+        sys.stderr.write(
+            "interrupted: the journal is consistent; re-run the same command to resume\n"
+        )
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except typer.Exit:
+        raise
+    except BaseException as raw:
+        exc = _leaf(raw)
+        if isinstance(exc, KeyboardInterrupt):
+            sys.stderr.write(
+                "interrupted: the journal is consistent; re-run the same command to resume\n"
+            )
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        if isinstance(exc, typer.Exit | SystemExit):
+            raise exc from None
+        if state.debug:
+            traceback.print_exception(raw)
+        if isinstance(exc, AIVideoError):
+            sys.stderr.write(describe_error(exc) + "\n")
+            raise typer.Exit(int(exit_code_for(exc))) from None
+        sys.stderr.write(
+            f"error: internal error: {type(exc).__name__}: {exc}"
+            + ("" if state.debug else " (run with --debug for the traceback)")
+            + "\n"
+        )
+        raise typer.Exit(int(ExitCode.INTERNAL)) from None
+    raise typer.Exit(int(code))
+
+
+async def _call(main: Callable[[], Awaitable[int | None]]) -> int | None:
+    return await main()
+
+
+# -- demo ---------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Seed of the emulator (durations, faults).")] = 0,
+    jobs: Annotated[
+        int, typer.Option(min=3, max=500, help="How many jobs in the mixed batch.")
+    ] = 30,
+    out: Annotated[Path, typer.Option(help="Folder for the results and the demo journal.")] = Path(
+        "aivideo-demo-out"
+    ),
+    no_faults: Annotated[
+        bool, typer.Option("--no-faults", help="Run without injected faults.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print only the summary, as JSON.")
+    ] = False,
+) -> None:
+    """
+    Run a mixed batch of ~30 jobs against the embedded emulator, with live
+    progress, injected faults, downloads and a summary (about 20-30 s).
+    """
+    options = DemoOptions(seed=seed, jobs=jobs, out=out, faults=not no_faults)
+    console = Console(highlight=False)
+
+    async def main() -> int:
+        summary = await run_demo(options, console, live=not json_output)
+        if json_output:
+            sys.stdout.write(json.dumps(summary.as_dict(), indent=2, sort_keys=True) + "\n")
+        else:
+            print_summary(console, summary)
+        return int(ExitCode.OK if summary.ok else ExitCode.JOBS_FAILED)
+
+    run_async(main)
+
+
+# -- emulator ----------------------------------------------------------------------------
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def emulator(ctx: typer.Context) -> None:
+    """
+    Serve the provider emulator (the same as `python -m aivideo_async.emulator`;
+    try `aivideo emulator --help`). Prints the base URL first.
+    """
+    args: list[Any] = list(ctx.args)
+    try:
+        emulator_main.main([str(a) for a in args])
+    except SystemExit as exc:  # argparse --help / usage errors
+        raise typer.Exit(exc.code if isinstance(exc.code, int) else 2) from None
+    raise typer.Exit(0)

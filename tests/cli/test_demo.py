@@ -1,0 +1,36 @@
+"""`aivideo demo`: the mixed batch against the embedded emulator, and its summary (issue 7)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from aivideo_async.cli._app import app
+
+
+def test_demo_summary_has_no_duplicates_and_every_job_terminal(tmp_path: Path) -> None:
+    out = tmp_path / "demo-out"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+
+    assert summary["ok"] is True
+    assert summary["jobs"] == 30
+    assert summary["all_terminal"] is True
+    # One create per job as the provider saw it, and none twice (emulator fingerprints).
+    assert summary["creates_sent"] == summary["jobs"]
+    assert summary["duplicate_creates"] == 0
+    # The commit-then-drop create became unknown, was never resent, and reconcile found it.
+    assert summary["unknown_outcomes"] == 1
+    assert [r["outcome"] for r in summary["reconciled"]] == ["found"]
+    assert summary["faults_fired"]["drop_after_commit"] == 1
+    assert summary["faults_fired"]["rate_limit"] >= 1
+    assert sum(summary["outcomes"].values()) == 30
+    assert summary["http_requests"] > summary["jobs"]
+    # Every job but the chat turn produced a file.
+    files = sorted(p for p in out.rglob("*") if p.suffix in {".mp4", ".png"})
+    assert len(files) == summary["downloads"] == summary["outcomes"]["succeeded"] - 1
+    assert all(p.stat().st_size > 0 for p in files)
+    assert summary["wall_time_s"] < 60
