@@ -788,3 +788,18 @@ async def test_wait_for_render_outcomes(emulator_factory: Factory, tmp_path: pat
         sid = (await nemo.create_session()).session_id
         with pytest.raises(JobFailed, match="render failed"):
             await nemo.wait_for_render(await nemo.submit_render(sid, draft), sleep=Clockwork(emu))
+
+
+async def test_token_expired_on_the_chat_is_raised_then_the_next_chat_works(
+    emulator: Emulator, tmp_path: pathlib.Path
+) -> None:
+    async with client(emulator, tmp_path) as nemo:
+        sid = (await nemo.create_session()).session_id
+        emulator.add_fault(FaultRule(endpoint="nemovideo.run_sse", kind="token_expired", times=1))
+        with pytest.raises(AuthenticationError):
+            await drain(nemo.chat(sid, GENERATE))
+        assert requests(emulator, "nemovideo.run_sse") == 1
+        events = await drain(nemo.chat(sid, GENERATE))
+        assert any(isinstance(e, ToolCall) for e in events)
+    assert requests(emulator, "nemovideo.run_sse") == 2
+    assert emulator.stats()["creates"]["nemovideo"] == 1  # only the accepted turn ran

@@ -567,7 +567,10 @@ class NemoVideo:
         """
         ``POST /api/tasks/me/with-session/nemo_agent``: a new editing session.
 
-        Sent once, never retried (each call creates a project). The first
+        Sent once, never retried (each call creates a project); after a 1001
+        answer the anonymous token is refreshed and
+        :class:`~aivideo_async.AuthenticationError` raised, so a second call
+        is safe (the rejected one created nothing). The first
         session created becomes :attr:`current_session_id` if there is none.
 
         Example:
@@ -1094,7 +1097,10 @@ class NemoVideo:
             InvalidInput: empty ``text``.
             StreamIdleTimeout: no byte (heartbeats count) for ``idle_timeout``
                 seconds, or nothing but heartbeats for the heartbeat-only limit.
-            SessionNotFound, AuthenticationError, InsufficientCredits: on entry.
+            SessionNotFound, AuthenticationError, InsufficientCredits: on entry,
+                before anything ran. After code 1001 an anonymous token has
+                already been refreshed, so calling ``chat`` again is safe; the
+                client does not do it for you (a create is never resent).
 
         Example:
             Plain block (needs a server)::
