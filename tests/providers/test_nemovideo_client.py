@@ -51,7 +51,12 @@ from aivideo_async.providers.nemovideo._chat import (
     ToolCall,
     ToolResult,
 )
-from aivideo_async.providers.nemovideo._client import ChatStream, NemoVideo, _error_mapper
+from aivideo_async.providers.nemovideo._client import (
+    ChatStream,
+    NemoVideo,
+    _error_mapper,
+    load_client_id,
+)
 from aivideo_async.providers.nemovideo._draft import timeline_summary
 
 __all__ = ["emulator", "emulator_factory"]  # the fixtures, until conftest enables the plugin
@@ -803,3 +808,19 @@ async def test_token_expired_on_the_chat_is_raised_then_the_next_chat_works(
         assert any(isinstance(e, ToolCall) for e in events)
     assert requests(emulator, "nemovideo.run_sse") == 2
     assert emulator.stats()["creates"]["nemovideo"] == 1  # only the accepted turn ran
+
+
+def test_load_client_id_creates_a_private_file_once(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "deep" / "er" / "client_id"
+    first = load_client_id(path)
+    assert path.read_text().strip() == first
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_client_id(path) == first
+    assert load_client_id(str(path)) == first
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+    path.write_text("  custom-client-id_42 \n")
+    assert load_client_id(path) == "custom-client-id_42"
+    path.write_text("../../etc/passwd")
+    with pytest.raises(InvalidInput) as info:
+        load_client_id(path)
+    assert info.value.field == "client_id_file"
