@@ -898,12 +898,15 @@ class Orchestrator:
             return
         else:
             url, media_id = result.url, result.media_id
-        try:
-            await self.journal.record_outcome(
-                handle.key, outcome, result_url=url, media_id=media_id, message=message
-            )
-        except Exception:
-            logger.exception("could not journal the outcome of %r", handle)
+        # Shielded: once the hook runs, the outcome reaches the journal even if the
+        # scheduler is being shut down (otherwise resume() would poll it again).
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.journal.record_outcome(
+                    handle.key, outcome, result_url=url, media_id=media_id, message=message
+                )
+            except Exception:
+                logger.exception("could not journal the outcome of %r", handle)
 
     # -- batch helpers -----------------------------------------------------------------
 
