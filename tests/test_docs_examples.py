@@ -345,9 +345,27 @@ def reference_targets() -> list[str]:
     return targets
 
 
+def _resolve(target: str) -> object:
+    module_name, _, attr = target.rpartition(".")
+    module = importlib.import_module(module_name)
+    if hasattr(module, attr):
+        return getattr(module, attr)
+    return importlib.import_module(target)  # a documented module, e.g. the pytest plugin
+
+
 def test_every_public_name_appears_in_the_reference() -> None:
-    documented = {t.removeprefix("aivideo_async.") for t in reference_targets()}
-    missing = sorted(set(aivideo_async.__all__) - documented)
+    # A name counts as documented when its own entry exists, or when the same object is
+    # documented under a public subpackage (aivideo_async.jobs.Orchestrator before the root
+    # re-export lands, say): the reader finds it either way.
+    targets = reference_targets()
+    documented_names = {t.removeprefix("aivideo_async.") for t in targets}
+    documented_objects = [_resolve(t) for t in targets]
+    missing = sorted(
+        name
+        for name in aivideo_async.__all__
+        if name not in documented_names
+        and not any(getattr(aivideo_async, name) is obj for obj in documented_objects)
+    )
     assert missing == [], (
         f"add `::: aivideo_async.NAME` entries under docs/reference/ for {missing}"
     )
@@ -356,21 +374,24 @@ def test_every_public_name_appears_in_the_reference() -> None:
 def test_reference_entries_name_existing_objects_once() -> None:
     targets = reference_targets()
     assert len(targets) == len(set(targets)), "a name is documented twice"
-    for target in targets:
+    objects = [_resolve(t) for t in targets]  # raises for a name that does not exist
+    for target, obj in zip(targets, objects, strict=True):
         module_name, _, attr = target.rpartition(".")
         if module_name == "aivideo_async":
             assert attr in aivideo_async.__all__, f"{target} is not in aivideo_async.__all__"
-        else:
-            module = importlib.import_module(module_name)
-            assert hasattr(module, attr), target
+        elif isinstance(obj, type) or (callable(obj) and not isinstance(obj, ModuleType)):
+            # Documented under a subpackage: it must be public there too.
+            assert attr in getattr(importlib.import_module(module_name), "__all__", ()), target
 
 
 # ---------------------------------------------------------------------------
 # The benchmarks page and its build hook
 
 
-def _load_hook() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("docs_hook", DOCS / "_hooks" / "benchmarks.py")
+def _load_hook(name: str = "benchmarks") -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        f"docs_hook_{name}", DOCS / "_hooks" / f"{name}.py"
+    )
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -401,3 +422,49 @@ def test_benchmarks_page_includes_every_table() -> None:
     for table in sorted((DOCS / "benchmarks").glob("*.md")):
         include = f'--8<-- "docs/benchmarks/{table.name}"'
         assert include in page, f"docs/benchmarks.md does not include {table.name}"
+
+
+# ---------------------------------------------------------------------------
+# The griffe extension that renders "Example:" sections of the package's docstrings
+
+
+def test_example_sections_become_examples_and_literal_blocks_become_fenced_code() -> None:
+    normalise = _load_hook("griffe_examples").normalise_examples
+    doc = (
+        "Summary.\n\n"
+        "Example:\n"
+        "    >>> x = {'k': ['a', 'b']}\n"
+        "    >>> x['k']\n"
+        "    ['a', 'b']\n\n"
+        "Args:\n"
+        "    a: first.\n\n"
+        "Example::\n\n"
+        "    async with Client() as c:\n"
+        "        await c.go()\n\n"
+        "    print('done')\n\n"
+        "Trailing text.\n"
+        "Not an Example: heading."
+    )
+    assert normalise(doc) == (
+        "Summary.\n\n"
+        "Examples:\n"
+        "    >>> x = {'k': ['a', 'b']}\n"
+        "    >>> x['k']\n"
+        "    ['a', 'b']\n\n"
+        "Args:\n"
+        "    a: first.\n\n"
+        "Examples:\n"
+        "    ```python\n"
+        "    async with Client() as c:\n"
+        "        await c.go()\n"
+        "\n"
+        "    print('done')\n"
+        "    ```\n\n"
+        "Trailing text.\n"
+        "Not an Example: heading."
+    )
+
+
+def test_literal_example_without_a_block_is_left_alone() -> None:
+    normalise = _load_hook("griffe_examples").normalise_examples
+    assert normalise("Example::\nno block") == "Example::\nno block"
