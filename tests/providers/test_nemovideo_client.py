@@ -424,6 +424,9 @@ async def test_local_validation_sends_nothing(emulator: Emulator, tmp_path: path
         assert "notes.txt" in str(wrong_ext.value)
         with pytest.raises(InvalidInput, match="readable file"):
             await nemo.upload_files(sid, [tmp_path / "missing.mp4"])
+        (tmp_path / "folder.mp4").mkdir()
+        with pytest.raises(InvalidInput, match="regular file"):
+            await nemo.upload_files(sid, [tmp_path / "folder.mp4"])
         with pytest.raises(InvalidInput):
             await nemo.upload_files(sid, [])
         with pytest.raises(InvalidInput):

@@ -14,6 +14,7 @@ import logging
 import os
 import pathlib
 import re
+import stat
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
@@ -45,7 +46,7 @@ from ..._exceptions import (
 )
 from ..._models import JobState, JobStatus
 from ..._secret import Secret
-from ..._session import BearerAuth, ResponseInfo, Session
+from ..._session import BearerAuth, ResponseInfo, Session, redact_url
 from ..._types import (
     NOT_GIVEN,
     Clock,
@@ -408,7 +409,7 @@ class NemoVideo:
         self._api = Session(auth=auth, headers=headers, **common)
         # The anonymous-token call sends only X-Client-Id (§2.3 #1): a
         # session without auth or attribution headers.
-        self._anon = Session(**common)
+        self._anon = Session(retry_budget=self._api.retry_budget, **common)
         self._create_timeouts = create_timeouts
         self._chat_timeouts = chat_timeouts
         self._chat_idle_timeout = chat_idle_timeout
@@ -456,7 +457,7 @@ class NemoVideo:
     def __repr__(self) -> str:
         auth = "anonymous" if self._anonymous else "token"
         return (
-            f"NemoVideo(base_url={self.base_url!r}, auth={auth}, "
+            f"NemoVideo(base_url={redact_url(self.base_url)!r}, auth={auth}, "
             f"current_session={self._session_id!r}, state={self._state.value})"
         )
 
@@ -680,7 +681,7 @@ class NemoVideo:
         checked: list[tuple[pathlib.Path, str]] = []
         for i, path in enumerate(paths):
             try:
-                size = (await anyio.to_thread.run_sync(path.stat)).st_size
+                info = await anyio.to_thread.run_sync(path.stat)
             except OSError as exc:
                 raise InvalidInput(
                     field=f"files[{i}]",
@@ -688,6 +689,14 @@ class NemoVideo:
                     expected=f"a readable file ({exc.strerror})",
                     provider=PROVIDER,
                 ) from exc
+            if not stat.S_ISREG(info.st_mode):
+                raise InvalidInput(
+                    field=f"files[{i}]",
+                    value=str(path),
+                    expected="a regular file",
+                    provider=PROVIDER,
+                )
+            size = info.st_size
             check_upload_file(
                 path.name, size, max_bytes=self._max_upload_bytes, field=f"files[{i}]"
             )
