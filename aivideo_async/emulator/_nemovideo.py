@@ -528,7 +528,9 @@ class NemoVideo:
                 "role": "model",
             }
             steps.append((at, self._event(inv, call, at, longRunningToolIds=[])))
-            hb = state.config.sse_heartbeat_interval * scale
+            # Scaled with the jobs, but never sparser than every 15 s of real time, so a
+            # client's read timeout sized for the real service still sees keep-alives.
+            hb = min(15.0, state.config.sse_heartbeat_interval * scale)
             beat = at
             end = at + work
             while beat < end:  # the first heartbeat right after the call: every long tool has one

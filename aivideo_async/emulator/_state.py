@@ -96,7 +96,7 @@ class EmulatorConfig:
             before a 429 with ``Retry-After``; ``0`` disables the limit.
         faults: fault rules active from the start (see ``_faults``).
         sse_heartbeat_interval: seconds (before ``time_scale``) between
-            heartbeats while a NemoVideo turn works.
+            heartbeats while a NemoVideo turn works; never more than 15 s real.
         upload_max_bytes: the largest upload accepted (Miraflow media and
             NemoVideo files; NemoVideo answers 4002 beyond it).
         download_url_ttl: lifetime in seconds of signed download URLs.
@@ -322,6 +322,9 @@ class EmulatorState:
         self._clock = clock
         self._offset = 0.0
         self.closing = asyncio.Event()
+        # Set whenever a handler starts waiting (latency, stall, stream pacing): tests
+        # synchronise on it instead of sleeping.
+        self.sleep_started = asyncio.Event()
         self.signing_key = hashlib.sha256(f"aivideo-emulator:{config.seed}".encode()).digest()
         self.reset()
 
@@ -428,6 +431,7 @@ class EmulatorState:
         """Sleep up to ``seconds``; return early (``False``) when the server shuts down."""
         if seconds <= 0:
             return True
+        self.sleep_started.set()
         try:
             await asyncio.wait_for(self.closing.wait(), seconds)
         except TimeoutError:

@@ -415,3 +415,19 @@ async def test_token_expiry_on_demand_and_refresh(
     emulator.advance(7 * 86400 + 1)  # anonymous tokens live 7 days
     r = await http.get(f"{emulator.base_url}/api/credits/balance/simple", headers=fresh)
     assert (await r.json())["code"] == 1001
+
+
+async def test_heartbeat_forms_and_generated_media(
+    http: aiohttp.ClientSession, emulator_factory: Any
+) -> None:
+    config = EmulatorConfig(job_duration=(1.0, 1.0), time_scale=0.05)
+    async with emulator_factory(config) as emu:
+        auth = await login(http, emu)
+        sid = await new_session(http, emu, auth)
+        _r, raw = await run(http, emu, auth, sid, "generate a clip of the sea")
+        found = frames(raw)
+        assert ": heartbeat" in found
+        assert 'data: {"type":"heartbeat"}' in found
+        assert "data:" in found  # the empty data line
+        media = (await get_state(http, emu, auth, sid))["state"]["generated_media"][0]["url"]
+        assert await (await http.get(media)).read() == sample_mp4()
