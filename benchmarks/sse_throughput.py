@@ -13,7 +13,7 @@ process, one after another:
 (d) (a) with CRLF line endings;
 
 each in 64 KiB chunks and in random 1-7 byte chunks (fixed seed). Then a
-linearity check: one 1 MiB and one 8 MiB line in 64-byte chunks.
+linearity check: one data line of 1, 2, 4 and 8 MiB fed in 64-byte chunks.
 
 How each library is fed (the way its users run it):
 
@@ -260,11 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     for corpus_name, (body, events) in corpora.items():
         for chunking_name, chunker in chunkings.items():
             chunks = chunker(body)
+            # Best of several runs: the machine may be shared, the minimum is the signal.
+            min_total = 0.6 if chunker is chunk_64k else 0.4
             cells = {
-                name: measure(
-                    fn, chunks, args.budget, min_total=0.25 if "64" in chunking_name else 0
-                )
-                for name, fn in LIBRARIES.items()
+                name: measure(fn, chunks, args.budget, min_total) for name, fn in LIBRARIES.items()
             }
             base = cells["httpx-sse"].seconds
             for name, cell in cells.items():
@@ -289,31 +288,34 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(
-        "Linearity: one data line fed in 64-byte chunks. Linear buffering keeps s/MiB flat;"
-        " quadratic buffering doubles it with each doubling of the line."
+        "Linearity: one data line fed in 64-byte chunks. Linear buffering keeps ms/MiB flat"
+        " (a step where the line outgrows the CPU cache aside); quadratic buffering doubles"
+        " ms/MiB with each doubling of the line."
     )
     print()
-    print("| line | library | s | ms/MiB | vs 1 MiB |")
-    print("|---|---|---:|---:|---:|")
+    print("| line | library | s | ms/MiB | vs 1 MiB | vs previous size |")
+    print("|---|---|---:|---:|---:|---:|")
     slopes: dict[str, float] = {}
-    sizes = {"aivideo_async": (1, 2, 4, 8), "httpx-sse": (1, 8), "sseclient-py": (1, 2)}
+    sizes = {"aivideo_async": (1, 2, 4, 8), "httpx-sse": (1, 4, 8), "sseclient-py": (1, 2)}
     for name, line_sizes in sizes.items():
         per_mib: dict[int, float] = {}
         for size in line_sizes:
             body = b"data: " + b"x" * (size * MIB) + b"\n\n"
             cell = measure(LIBRARIES[name], chunk_fixed(body, 64), args.budget, 0.3)
             if cell.seconds is None:
-                print(f"| {size} MiB | {name} | > {args.budget:g} (timed out) | - | - |")
+                print(f"| {size} MiB | {name} | > {args.budget:g} (timed out) | - | - | - |")
                 continue
+            previous = max((known for known in per_mib if known < size), default=None)
             per_mib[size] = cell.seconds / size
             versus = per_mib[size] / per_mib[1] if 1 in per_mib else float("nan")
+            step = per_mib[size] / per_mib[previous] if previous else float("nan")
             print(
                 f"| {size} MiB | {name} | {cell.seconds:.3f} | {per_mib[size] * 1e3:.1f} "
-                f"| {versus:.2f} |"
+                f"| {versus:.2f} | {step:.2f} |"
             )
             sys.stdout.flush()
-        if 1 in per_mib and max(line_sizes) in per_mib:
-            slopes[name] = per_mib[max(line_sizes)] / per_mib[1]
+        if 4 in per_mib and 8 in per_mib:
+            slopes[name] = per_mib[8] / per_mib[4]
 
     print()
     print("Targets:")
@@ -321,8 +323,11 @@ def main(argv: list[str] | None = None) -> int:
         ("(a) 64 KiB >= 1.5x httpx-sse", ratios.get(("(a) ADK events, LF", "64 KiB"), 0) >= 1.5),
         ("(d) 64 KiB >= 1.5x httpx-sse", ratios.get(("(d) ADK events, CRLF", "64 KiB"), 0) >= 1.5),
         ("every cell >= 0.8x httpx-sse", bool(ratios) and min(ratios.values()) >= 0.8),
-        # Quadratic would be ~8x; cache effects alone stay well under 2x.
-        ("8 MiB line linear (s/MiB under 2x that of 1 MiB)", slopes.get("aivideo_async", 99) < 2),
+        # From 4 to 8 MiB (both past the CPU cache) quadratic buffering doubles ms/MiB.
+        (
+            "8 MiB line linear (ms/MiB at 8 MiB < 1.5x that at 4 MiB)",
+            slopes.get("aivideo_async", 99) < 1.5,
+        ),
     ]
     for label, ok in checks:
         print(f"- {label}: {'PASS' if ok else 'FAIL'}")
