@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any, Final, Literal, NamedTuple, overload
 
 import anyio
@@ -318,11 +318,15 @@ class SSEDecoder:
             '1'
         """
         error, raised = self._error, self._error_raised
+        self._abandon()
+        if error is not None and not raised:
+            raise error
+
+    def _abandon(self) -> None:
+        # close() without raising: for a stream given up on (an error, a break).
         self._error = None
         self._error_raised = False
         self._reset_stream()
-        if error is not None and not raised:
-            raise error
 
     def _raise_pending(self) -> None:
         if self._error is not None:
@@ -545,7 +549,7 @@ def aiter_sse(
     idle_timeout: float | None,
     decoder: SSEDecoder | None = None,
     include_comments: Literal[False] = False,
-) -> AsyncIterator[ServerSentEvent]: ...
+) -> AsyncGenerator[ServerSentEvent, None]: ...
 
 
 @overload
@@ -555,7 +559,7 @@ def aiter_sse(
     idle_timeout: float | None,
     decoder: SSEDecoder | None = None,
     include_comments: Literal[True],
-) -> AsyncIterator[ServerSentEvent | Comment]: ...
+) -> AsyncGenerator[ServerSentEvent | Comment, None]: ...
 
 
 async def aiter_sse(
@@ -564,14 +568,16 @@ async def aiter_sse(
     idle_timeout: float | None,
     decoder: SSEDecoder | None = None,
     include_comments: bool = False,
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     """
     Iterate the events of an event-stream body given as async byte chunks.
 
     Any chunk resets the idle timer, so comments and heartbeats count as
     activity; silence longer than ``idle_timeout`` raises
-    :class:`StreamIdleTimeout`. At the end of the body the decoder is closed:
-    an unterminated event is discarded, as the spec says. The chunk source is
+    :class:`StreamIdleTimeout`. However the iteration ends (end of body, error,
+    timeout, ``break``), the decoder is closed: an unterminated event is
+    discarded, as the spec says, and a decoder passed in is ready for the next
+    connection with its :attr:`~SSEDecoder.last_event_id`. The chunk source is
     not closed; its owner (the HTTP response) is.
 
     Args:
@@ -605,24 +611,30 @@ async def aiter_sse(
         decoder = SSEDecoder()
     feed = decoder.feed_with_comments if include_comments else decoder.feed
     iterator = aiter(chunks)
-    while True:
-        if idle_timeout is None:
-            try:
-                chunk = await anext(iterator)
-            except StopAsyncIteration:
-                break
-        else:
-            # move_on_after, not fail_after: a TimeoutError from the source
-            # itself must not pass for our idle timeout.
-            chunk = b""
-            with anyio.move_on_after(idle_timeout) as scope:
+    try:
+        while True:
+            if idle_timeout is None:
                 try:
                     chunk = await anext(iterator)
                 except StopAsyncIteration:
                     break
-            if scope.cancelled_caught:
-                raise StreamIdleTimeout(f"no data on the event stream for {idle_timeout} s")
-        for item in feed(chunk):
-            yield item
-        decoder._raise_pending()
+            else:
+                # move_on_after, not fail_after: a TimeoutError from the source
+                # itself must not pass for our idle timeout.
+                chunk = b""
+                with anyio.move_on_after(idle_timeout) as scope:
+                    try:
+                        chunk = await anext(iterator)
+                    except StopAsyncIteration:
+                        break
+                if scope.cancelled_caught:
+                    raise StreamIdleTimeout(f"no data on the event stream for {idle_timeout} s")
+            for item in feed(chunk):
+                yield item
+            decoder._raise_pending()
+    except BaseException:
+        # Whatever ended the iteration (an error, a timeout, the caller leaving
+        # the loop), the half-read event must not leak into the next connection.
+        decoder._abandon()
+        raise
     decoder.close()

@@ -147,6 +147,54 @@ async def test_decoder_is_kept_for_reconnection_and_limits_apply() -> None:
     assert decoder.last_event_id == "41"  # what to send as Last-Event-ID
 
 
+async def test_reused_decoder_drops_the_half_event_of_a_dead_connection() -> None:
+    """After an idle timeout mid-event, the next connection starts clean but keeps the id."""
+    release = asyncio.Event()
+    calls = 0
+
+    async def script(response: web.StreamResponse) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await response.write(b"id: 1\ndata: a\n\nid: 2\ndata: par")
+            await release.wait()
+        else:
+            await response.write(b"tial\n\ndata: b\n\n")
+
+    server = await serve(script)
+    decoder = SSEDecoder()
+    first: list[ServerSentEvent] = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(server.make_url("/run_sse")) as resp:
+                events = aiter_sse(resp.content.iter_any(), idle_timeout=0.2, decoder=decoder)
+                with pytest.raises(StreamIdleTimeout):
+                    await drain(events, first)
+            async with session.get(server.make_url("/run_sse")) as resp:
+                second = await collect(
+                    aiter_sse(resp.content.iter_any(), idle_timeout=5, decoder=decoder)
+                )
+    finally:
+        release.set()
+        await server.close()
+    assert first == [ServerSentEvent("message", "a", "1", None)]
+    # Without the reset, "data: par" + "tial" would have made an event "partial" with id 2.
+    assert second == [ServerSentEvent("message", "b", "1", None)]
+    assert decoder.last_event_id == "1"
+
+
+async def test_leaving_the_loop_early_resets_a_reused_decoder() -> None:
+    async def source() -> AsyncIterator[bytes]:
+        yield b"data: a\n\ndata: half"
+        yield b" of b\n\n"
+
+    decoder = SSEDecoder()
+    events = aiter_sse(source(), idle_timeout=None, decoder=decoder)
+    assert await anext(events) == ServerSentEvent("message", "a", None, None)
+    await events.aclose()
+    assert decoder.feed(b"\n\ndata: c\n\n") == [ServerSentEvent("message", "c", None, None)]
+
+
 async def test_a_timeout_error_from_the_source_is_not_an_idle_timeout() -> None:
     async def source() -> AsyncIterator[bytes]:
         yield b"data: a\n\n"
