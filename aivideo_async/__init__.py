@@ -78,16 +78,38 @@ from ._session import StreamResponse as StreamResponse
 from ._types import NOT_GIVEN as NOT_GIVEN
 from ._types import NotGiven as NotGiven
 from ._version import __version__ as __version__
+from .jobs import JobHandle as JobHandle
+from .jobs import JobUpdate as JobUpdate
+from .jobs import Journal as Journal
+from .jobs import JournalEntry as JournalEntry
+from .jobs import MemoryJournal as MemoryJournal
+from .jobs import Orchestrator as Orchestrator
+from .jobs import ProviderLimits as ProviderLimits
+from .jobs import ReconcileResult as ReconcileResult
+from .jobs import SQLiteJournal as SQLiteJournal
+from .jobs import SubmissionState as SubmissionState
 from .providers._base import JobBackend as JobBackend
 from .providers._base import JobSpec as JobSpec
+from .providers.aivideomaker import AIVideoMaker as AIVideoMaker
+from .providers.miraflow import Miraflow as Miraflow
+from .providers.nemovideo import ChatStream as ChatStream
+from .providers.nemovideo import Heartbeat as Heartbeat
+from .providers.nemovideo import NemoVideo as NemoVideo
+from .providers.nemovideo import StreamError as StreamError
+from .providers.nemovideo import TextEvent as TextEvent
+from .providers.nemovideo import ToolCall as ToolCall
+from .providers.nemovideo import ToolResult as ToolResult
+from .providers.nemovideo import timeline_summary as timeline_summary
 
 __all__ = [
     "AIVideoError",
+    "AIVideoMaker",
     "APIStatusError",
     "Auth",
     "AuthenticationError",
     "BadRequest",
     "BearerAuth",
+    "ChatStream",
     "Conflict",
     "ConnectError",
     "DEFAULT_CREATE_TIMEOUTS",
@@ -99,30 +121,41 @@ __all__ = [
     "DecodeError",
     "DownloadError",
     "HeaderKeyAuth",
+    "Heartbeat",
     "InsufficientCredits",
     "InvalidInput",
     "JobBackend",
     "JobCancelled",
     "JobError",
     "JobFailed",
+    "JobHandle",
     "JobNotFound",
     "JobResult",
     "JobSpec",
     "JobState",
     "JobStatus",
     "JobTimeout",
+    "JobUpdate",
+    "Journal",
+    "JournalEntry",
     "Limits",
     "MediaTooLarge",
+    "MemoryJournal",
+    "Miraflow",
     "MissingCredential",
     "NOT_GIVEN",
+    "NemoVideo",
     "NotFound",
     "NotGiven",
+    "Orchestrator",
     "PaymentRequired",
     "PollPolicy",
     "PoolTimeout",
     "ProtocolError",
+    "ProviderLimits",
     "RateLimited",
     "ReadTimeout",
+    "ReconcileResult",
     "RemoteDisconnected",
     "RequestMaybeSent",
     "RequestNotSent",
@@ -131,17 +164,23 @@ __all__ = [
     "ResponseTooLarge",
     "RetryBudget",
     "RetryPolicy",
+    "SQLiteJournal",
     "SSELimitExceeded",
     "Secret",
     "ServerError",
     "Session",
     "SessionNotFound",
+    "StreamError",
     "StreamIdleTimeout",
     "StreamResponse",
     "SubmissionNotSent",
     "SubmissionOutcomeUnknown",
+    "SubmissionState",
     "TLSError",
+    "TextEvent",
     "Timeouts",
+    "ToolCall",
+    "ToolResult",
     "TotalTimeout",
     "TransportError",
     "UnexpectedContentType",
@@ -149,14 +188,21 @@ __all__ = [
     "UnsupportedMedia",
     "compute_delay",
     "parse_retry_after",
+    "timeline_summary",
     "__version__",
 ]
 
 
 def _rewrite_module() -> None:
     # Show public names as ``aivideo_async.X`` in reprs, tracebacks and docs (httpx does the same).
+    import attrs
+
     for name in __all__:
         obj = globals()[name]
+        if isinstance(obj, type) and attrs.has(obj):
+            # Resolve string annotations while __module__ still points at the defining module;
+            # cattrs and typing.get_type_hints look them up there.
+            attrs.resolve_types(obj)
         if isinstance(obj, type) or callable(obj):
             try:
                 obj.__module__ = __name__

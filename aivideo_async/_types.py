@@ -12,7 +12,7 @@ import enum
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Final, Literal, Protocol, TypeAlias
+from typing import Final, Literal, Protocol, TypeAlias, Union
 
 import anyio
 
@@ -29,10 +29,10 @@ __all__ = [
     "system_random",
 ]
 
-JSON: TypeAlias = "None | bool | int | float | str | Sequence[JSON] | Mapping[str, JSON]"
+JSON: TypeAlias = Union[None, bool, int, float, str, Sequence["JSON"], Mapping[str, "JSON"]]  # noqa: UP007
 """A JSON value as read from (or written to) the wire."""
 
-JSONObject: TypeAlias = "Mapping[str, JSON]"
+JSONObject: TypeAlias = Mapping[str, JSON]
 """A JSON object."""
 
 
