@@ -308,10 +308,10 @@ def main(argv: list[str] | None = None) -> int:
             previous = max((known for known in per_mib if known < size), default=None)
             per_mib[size] = cell.seconds / size
             versus = per_mib[size] / per_mib[1] if 1 in per_mib else float("nan")
-            step = per_mib[size] / per_mib[previous] if previous else float("nan")
+            step = f"{per_mib[size] / per_mib[previous]:.2f}" if previous else "-"
             print(
                 f"| {size} MiB | {name} | {cell.seconds:.3f} | {per_mib[size] * 1e3:.1f} "
-                f"| {versus:.2f} | {step:.2f} |"
+                f"| {versus:.2f} | {step} |"
             )
             sys.stdout.flush()
         if 4 in per_mib and 8 in per_mib:
