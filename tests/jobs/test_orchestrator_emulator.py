@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from aivideo_async._config import PollPolicy, Timeouts
-from aivideo_async._exceptions import SubmissionOutcomeUnknown
+from aivideo_async._exceptions import RateLimited, SubmissionOutcomeUnknown
 from aivideo_async.emulator import Emulator, EmulatorConfig, FaultRule, run_emulator
 from aivideo_async.jobs._journal import JournalEntry, SubmissionState
 from aivideo_async.jobs._orchestrator import Orchestrator, ReconcileOutcome
@@ -200,3 +200,63 @@ async def test_many_jobs_through_both_providers(emu: Emulator, clients: Clients)
     stats = emu.stats()
     assert stats["creates"] == {"miraflow": 5, "aivideomaker": 5}
     assert stats["duplicate_creates"] == 0
+
+
+class VirtualTime:
+    """
+    The orchestrator's and scheduler's time seam on a virtual clock: a sleep
+    advances it at once (and is recorded), so a 50 s Retry-After and the
+    provider pause it causes cost no real time.
+    """
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.requested: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.requested.append(seconds)
+        self.now += max(0.0, seconds)
+        await anyio.sleep(0)
+
+
+@pytest.mark.parametrize("provider", ["miraflow", "aivideomaker"])
+@pytest.mark.anyio
+async def test_429_on_create_then_attempt_two(
+    emu: Emulator, clients: Clients, provider: str
+) -> None:
+    # RELIABILITY #12: the emulator's 429 is answered before anything is created.
+    emu.set_faults(
+        [
+            FaultRule(
+                endpoint=f"{provider}.create",
+                kind="rate_limit",
+                params={"retry_after": 50},
+                schedule=[1, 3, 4],
+            )
+        ]
+    )
+    vt = VirtualTime()
+    # Concurrent sleepers each push the virtual clock: no deadline in virtual time.
+    policy = PollPolicy(initial=0.02, factor=1.5, cap=0.1, deadline=None, stuck_after=None)
+    async with Orchestrator(
+        backends=backends(clients), poll_policy=policy, clock=vt.clock, sleep=vt.sleep
+    ) as orch:
+        handle = await orch.submit(make_spec(clients, provider, "a"), key="a")
+        assert 50.0 in vt.requested
+        assert orch.scheduler.stats()["pauses"] >= 1
+        entry = await orch.journal.get("a")
+        assert entry is not None
+        assert (entry.state, entry.attempt) == (S.ACCEPTED, 2)
+        assert (await handle).job_id == handle.job_id
+        # Requests 3 and 4 are 429 too: the second 429 of one submit raises.
+        with pytest.raises(RateLimited):
+            await orch.submit(make_spec(clients, provider, "b"), key="b")
+        rejected = await orch.journal.get("b")
+        assert rejected is not None
+        assert (rejected.state, rejected.attempt) == (S.REJECTED, 2)
+    stats = emu.stats()
+    assert stats["requests_by_endpoint"][f"{provider}.create"] == 4
+    assert creates(emu, provider) == 1
