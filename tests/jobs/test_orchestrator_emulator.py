@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from aivideo_async._config import PollPolicy, Timeouts
@@ -219,7 +220,7 @@ class VirtualTime:
     async def sleep(self, seconds: float) -> None:
         self.requested.append(seconds)
         self.now += max(0.0, seconds)
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
 
 
 @pytest.mark.parametrize("provider", ["miraflow", "aivideomaker"])
