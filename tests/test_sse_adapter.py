@@ -104,8 +104,8 @@ async def test_silence_past_the_idle_timeout_raises() -> None:
 
 async def test_heartbeats_count_as_activity() -> None:
     async def script(response: web.StreamResponse) -> None:
-        # 0.6 s of heartbeats only, each gap well under the 0.2 s idle timeout.
-        for _ in range(12):
+        # 0.8 s of heartbeats only (twice the 0.4 s idle timeout), one every 0.05 s.
+        for _ in range(16):
             await response.write(b": keep-alive\n")
             await asyncio.sleep(0.05)
         await response.write(b"data: done\n\n")
@@ -117,11 +117,11 @@ async def test_heartbeats_count_as_activity() -> None:
             session.get(server.make_url("/run_sse")) as resp,
         ):
             items = await collect(
-                aiter_sse(resp.content.iter_any(), idle_timeout=0.2, include_comments=True)
+                aiter_sse(resp.content.iter_any(), idle_timeout=0.4, include_comments=True)
             )
     finally:
         await server.close()
-    assert items[:-1] == [Comment("keep-alive")] * 12
+    assert items[:-1] == [Comment("keep-alive")] * 16
     assert items[-1] == ServerSentEvent("message", "done", None, None)
 
 
