@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -52,11 +53,21 @@ def _parser() -> argparse.ArgumentParser:
         help="AIVideoMaker queries per minute per key (0: no limit)",
     )
     p.add_argument("--faults", type=Path, help="JSON file with a list of fault rules")
+    p.add_argument(
+        "--nemovideo-token-limit",
+        action="store_true",
+        help="enforce one NemoVideo anonymous token per client id per 7 days",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
     return p
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     """Parse the command line into an :class:`EmulatorConfig` (exits on bad input)."""
+    return _parse(argv)[0]
+
+
+def _parse(argv: Sequence[str] | None) -> tuple[EmulatorConfig, argparse.Namespace]:
     parser = _parser()
     args = parser.parse_args(argv)
     faults: list[FaultRule] = []
@@ -69,28 +80,30 @@ def config_from_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
         except (OSError, ValueError) as exc:
             parser.error(f"--faults {args.faults}: {exc}")
     try:
-        return EmulatorConfig(
+        config = EmulatorConfig(
             seed=args.seed,
             time_scale=args.time_scale,
             job_duration=tuple(args.job_duration),
             failure_rate=args.failure_rate,
             aivideomaker_query_limit=args.query_limit,
+            nemovideo_token_limit=args.nemovideo_token_limit,
             faults=faults,
             host=args.host,
             port=args.port,
         )
     except ValueError as exc:
         parser.error(str(exc))
+    return config, args
 
 
-async def serve(config: EmulatorConfig) -> None:
-    """Run until SIGINT/SIGTERM."""
+async def serve(config: EmulatorConfig, *, verbose: bool = False) -> None:
+    """Run until SIGINT/SIGTERM; ``verbose`` logs every request."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    async with Emulator(config) as emu:
+    async with Emulator(config, access_log=verbose) as emu:
         print(emu.base_url, flush=True)
         print(
             f"seed={config.seed} time_scale={config.time_scale} faults={len(config.faults)}; "
@@ -103,9 +116,12 @@ async def serve(config: EmulatorConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point."""
-    config = config_from_args(argv)
+    config, args = _parse(argv)
+    verbose = bool(args.verbose)
+    if verbose:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, verbose=verbose))
 
 
 if __name__ == "__main__":

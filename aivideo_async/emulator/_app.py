@@ -33,6 +33,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
+import aiohttp.log
 from aiohttp import web
 
 from ._aivideomaker import AIVideoMaker
@@ -364,8 +365,9 @@ class Emulator:
                 assert emu.stats()["duplicate_creates"] == 0
     """
 
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
+    def __init__(self, config: EmulatorConfig | None = None, *, access_log: bool = False) -> None:
         self.config = config or EmulatorConfig()
+        self._access_log = access_log
         self.state = EmulatorState(self.config)
         self.app = build_app(state=self.state)
         self._runner: web.AppRunner | None = None
@@ -375,7 +377,11 @@ class Emulator:
     async def start(self) -> None:
         """Bind and start serving; sets :attr:`base_url`."""
         # A short shutdown timeout: stalled handlers are woken by ``closing`` anyway.
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            self.app,
+            access_log=aiohttp.log.access_logger if self._access_log else None,
+            shutdown_timeout=1.0,
+        )
         await runner.setup()
         self._runner = runner
         site = web.TCPSite(runner, self.config.host, self.config.port)

@@ -36,6 +36,7 @@ import asyncio
 import hashlib
 import heapq
 import itertools
+import math
 import re
 from typing import Any, Literal
 
@@ -362,8 +363,34 @@ class NemoVideo:
             user = "anon_" + hashlib.sha256(client_id.encode()).hexdigest()[:12]
             state.client_users[client_id] = user
         now = state.now()
+        if state.config.nemovideo_token_limit:
+            # The documented limit: one anonymous token per client per 7 days. A token that
+            # expired early (1001) frees the slot, so the refresh flow still works.
+            live = [
+                info["expires"]
+                for info in state.tokens.values()
+                if info.get("client") == client_id
+                and not info["expired"]
+                and info["expires"] is not None
+                and info["expires"] > now
+            ]
+            if live:
+                retry = max(1, math.ceil(max(live) - now))
+                raise Reject(
+                    error_response(
+                        P,
+                        429,
+                        "anonymous token limit: 1 per client per 7 days",
+                        headers={"Retry-After": str(retry)},
+                    )
+                )
         token = "nmv_usr_" + state.ids.alnum(24)
-        state.tokens[token] = {"user": user, "expires": now + TOKEN_TTL, "expired": False}
+        state.tokens[token] = {
+            "user": user,
+            "expires": now + TOKEN_TTL,
+            "expired": False,
+            "client": client_id,
+        }
         available, _frozen = state.account(P, user).balance(now)
         return _ok(
             {

@@ -95,6 +95,9 @@ class EmulatorConfig:
         aivideomaker_query_limit: AIVideoMaker GET queries per minute per key
             before a 429 with ``Retry-After``; ``0`` disables the limit.
         faults: fault rules active from the start (see ``_faults``).
+        nemovideo_token_limit: enforce NemoVideo's one anonymous token per
+            ``X-Client-Id`` per 7 days (429 with ``Retry-After``) while the
+            previous token is still valid; off by default.
         sse_heartbeat_interval: seconds (before ``time_scale``) between
             heartbeats while a NemoVideo turn works; never more than 15 s real.
         upload_max_bytes: the largest upload accepted (Miraflow media and
@@ -123,6 +126,7 @@ class EmulatorConfig:
     api_keys: Mapping[str, frozenset[str]] | None = attrs.field(default=None, converter=_to_keys)
     aivideomaker_query_limit: int = 60
     faults: Sequence[FaultRule] = attrs.field(default=(), converter=_to_rules)
+    nemovideo_token_limit: bool = False
     sse_heartbeat_interval: float = attrs.field(default=0.25, validator=_check_positive)
     upload_max_bytes: int = 50 * 1024 * 1024
     download_url_ttl: float = 24 * 3600.0

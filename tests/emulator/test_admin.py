@@ -183,7 +183,7 @@ def test_cli_arguments(tmp_path: pathlib.Path) -> None:
 def test_python_m_serves_and_prints_the_base_url_first(tmp_path: pathlib.Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aivideo_async.emulator", "--port", "0", "--seed", "3"],
+        [sys.executable, "-m", "aivideo_async.emulator", "--port", "0", "--seed", "3", "-v"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -205,6 +205,7 @@ def test_python_m_serves_and_prints_the_base_url_first(tmp_path: pathlib.Path) -
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
+    assert "GET /__emulator__/stats" in err  # --verbose logs each request
 
 
 def test_imports_nothing_from_the_client_layers() -> None:

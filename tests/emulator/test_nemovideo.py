@@ -431,3 +431,19 @@ async def test_heartbeat_forms_and_generated_media(
         assert "data:" in found  # the empty data line
         media = (await get_state(http, emu, auth, sid))["state"]["generated_media"][0]["url"]
         assert await (await http.get(media)).read() == sample_mp4()
+
+
+async def test_anonymous_token_limit_when_enabled(
+    http: aiohttp.ClientSession, emulator_factory: Any
+) -> None:
+    async with emulator_factory(EmulatorConfig(nemovideo_token_limit=True)) as emu:
+        auth = await login(http, emu, "limited")
+        url = f"{emu.base_url}/api/auth/anonymous-token"
+        r = await http.post(url, headers={"X-Client-Id": "limited"})
+        assert r.status == 429
+        assert int(r.headers["Retry-After"]) > 6 * 86400
+        assert (await r.json())["code"] == 429
+        # Another client is not limited; an expired token frees the slot.
+        assert (await http.post(url, headers={"X-Client-Id": "other"})).status == 200
+        emu.expire_token(auth["Authorization"].split()[1])
+        assert (await http.post(url, headers={"X-Client-Id": "limited"})).status == 200
