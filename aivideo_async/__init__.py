@@ -75,6 +75,10 @@ from ._session import Response as Response
 from ._session import ResponseInfo as ResponseInfo
 from ._session import Session as Session
 from ._session import StreamResponse as StreamResponse
+from ._sse import ServerSentEvent as ServerSentEvent
+from ._sse import SSEComment as SSEComment
+from ._sse import SSEDecoder as SSEDecoder
+from ._sse import aiter_sse as aiter_sse
 from ._types import NOT_GIVEN as NOT_GIVEN
 from ._types import NotGiven as NotGiven
 from ._version import __version__ as __version__
@@ -165,9 +169,12 @@ __all__ = [
     "RetryBudget",
     "RetryPolicy",
     "SQLiteJournal",
+    "SSEComment",
+    "SSEDecoder",
     "SSELimitExceeded",
     "Secret",
     "ServerError",
+    "ServerSentEvent",
     "Session",
     "SessionNotFound",
     "StreamError",
@@ -186,6 +193,7 @@ __all__ = [
     "UnexpectedContentType",
     "UnexpectedRedirect",
     "UnsupportedMedia",
+    "aiter_sse",
     "compute_delay",
     "parse_retry_after",
     "timeline_summary",

@@ -39,7 +39,7 @@ from ._exceptions import InvalidInput, SSELimitExceeded, StreamIdleTimeout
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "DEFAULT_MAX_LINE_BYTES",
-    "Comment",
+    "SSEComment",
     "SSEDecoder",
     "ServerSentEvent",
     "aiter_sse",
@@ -108,7 +108,7 @@ class ServerSentEvent(NamedTuple):
         return json.loads(self.data)
 
 
-class Comment(NamedTuple):
+class SSEComment(NamedTuple):
     """
     A comment line (``: text``), returned only when asked for.
 
@@ -119,7 +119,7 @@ class Comment(NamedTuple):
     Example:
         >>> decoder = SSEDecoder()
         >>> decoder.feed_with_comments(b": heartbeat\\n")
-        [Comment(text='heartbeat')]
+        [SSEComment(text='heartbeat')]
     """
 
     text: str
@@ -154,7 +154,7 @@ class SSEDecoder:
     digits, and an unterminated block at the end of the stream is discarded.
 
     Comments are not events: :meth:`feed` drops them, :meth:`feed_with_comments`
-    returns them as :class:`Comment` items in stream order (for heartbeat
+    returns them as :class:`SSEComment` items in stream order (for heartbeat
     accounting). Both may be used on one decoder.
 
     Limits bound memory against a hostile or broken stream: a line longer than
@@ -277,14 +277,14 @@ class SSEDecoder:
         self._feed(data, out, False)
         return out
 
-    def feed_with_comments(self, data: bytes) -> list[ServerSentEvent | Comment]:
+    def feed_with_comments(self, data: bytes) -> list[ServerSentEvent | SSEComment]:
         """
-        Like :meth:`feed`, but also return comment lines as :class:`Comment` items.
+        Like :meth:`feed`, but also return comment lines as :class:`SSEComment` items.
 
         Example:
             >>> decoder = SSEDecoder()
             >>> decoder.feed_with_comments(b": ping\\ndata: x\\n\\n")
-            [Comment(text='ping'), ServerSentEvent(event='message', data='x', id=None, retry=None)]
+            [SSEComment(text='ping'), ServerSentEvent(event='message', data='x', id=None, retry=None)]
         """
         if self._plain and b"\n" not in data and b"\r" not in data:
             size = self._partial_size + len(data)
@@ -506,7 +506,7 @@ class SSEDecoder:
             elif line[0] == ":":
                 if comments:
                     text = line[2:-1] if line[1] == " " else line[1:-1]
-                    append(Comment(text if text.isascii() else _utf8(text)))
+                    append(SSEComment(text if text.isascii() else _utf8(text)))
             else:
                 name, _, value = line[:-1].partition(":")
                 if value[:1] == " ":
@@ -559,7 +559,7 @@ def aiter_sse(
     idle_timeout: float | None,
     decoder: SSEDecoder | None = None,
     include_comments: Literal[True],
-) -> AsyncGenerator[ServerSentEvent | Comment, None]: ...
+) -> AsyncGenerator[ServerSentEvent | SSEComment, None]: ...
 
 
 async def aiter_sse(
@@ -586,10 +586,10 @@ async def aiter_sse(
             forever.
         decoder: a decoder to use, e.g. one kept across reconnections for its
             :attr:`~SSEDecoder.last_event_id`, or one with other limits.
-        include_comments: also yield :class:`Comment` items (heartbeats).
+        include_comments: also yield :class:`SSEComment` items (heartbeats).
 
     Yields:
-        Each :class:`ServerSentEvent` (and :class:`Comment`) in stream order.
+        Each :class:`ServerSentEvent` (and :class:`SSEComment`) in stream order.
 
     Raises:
         StreamIdleTimeout: no byte arrived for ``idle_timeout`` seconds.

@@ -20,9 +20,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aivideo_async._exceptions import InvalidInput, SSELimitExceeded
-from aivideo_async._sse import Comment, ServerSentEvent, SSEDecoder
+from aivideo_async._sse import SSEComment, ServerSentEvent, SSEDecoder
 
-Item = ServerSentEvent | Comment
+Item = ServerSentEvent | SSEComment
 
 
 def ev(
@@ -114,7 +114,7 @@ def reference(
             continue
         if line.startswith(":"):
             if comments:
-                items.append(Comment(line[1:].removeprefix(" ")))
+                items.append(SSEComment(line[1:].removeprefix(" ")))
             continue
         if ":" in line:
             name, _, value = line.partition(":")
@@ -160,7 +160,7 @@ def test_rule_invalid_utf8_next_to_line_end_and_in_id() -> None:
     stream = b"id: \xc3\xa9\xe2\ndata: \xe2\x82\r\n\r\n:\xc3\n"
     assert_every_chunking(
         stream,
-        [ev("\ufffd", id="é\ufffd"), Comment("\ufffd")],
+        [ev("\ufffd", id="é\ufffd"), SSEComment("\ufffd")],
         last_event_id="é\ufffd",
         comments=True,
     )
@@ -179,7 +179,7 @@ def test_rule_only_one_bom_is_stripped() -> None:
 def test_rule_bom_prefix_that_is_not_a_bom() -> None:
     """Rule: bytes that only start like a BOM are content, not dropped."""
     assert_every_chunking(
-        b"\xef\xbbdata: a\n\ndata: b\n\n:\xef\n", [ev("b"), Comment("\ufffd")], comments=True
+        b"\xef\xbbdata: a\n\ndata: b\n\n:\xef\n", [ev("b"), SSEComment("\ufffd")], comments=True
     )
 
 
@@ -225,7 +225,13 @@ def test_rule_colon_starts_a_comment() -> None:
     assert_every_chunking(stream, [ev("a")])
     assert_every_chunking(
         stream,
-        [Comment("heartbeat"), Comment(""), Comment(" two spaces"), Comment("inside"), ev("a")],
+        [
+            SSEComment("heartbeat"),
+            SSEComment(""),
+            SSEComment(" two spaces"),
+            SSEComment("inside"),
+            ev("a"),
+        ],
         comments=True,
     )
 

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aivideo_async._exceptions import InvalidInput, SSELimitExceeded, StreamIdleTimeout
-from aivideo_async._sse import Comment, ServerSentEvent, SSEDecoder, aiter_sse
+from aivideo_async._sse import SSEComment, ServerSentEvent, SSEDecoder, aiter_sse
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +70,7 @@ async def test_events_and_heartbeats_from_an_aiohttp_response() -> None:
         await server.close()
     first = ServerSentEvent("message", '{"a": 1}', "1", None)
     second = ServerSentEvent("message", "second", "1", None)
-    assert items == [Comment("heartbeat"), first, second, Comment("heartbeat")]
+    assert items == [SSEComment("heartbeat"), first, second, SSEComment("heartbeat")]
     assert events == [first, second]
     assert first.json() == {"a": 1}
 
@@ -121,7 +121,7 @@ async def test_heartbeats_count_as_activity() -> None:
             )
     finally:
         await server.close()
-    assert items[:-1] == [Comment("keep-alive")] * 16
+    assert items[:-1] == [SSEComment("keep-alive")] * 16
     assert items[-1] == ServerSentEvent("message", "done", None, None)
 
 

@@ -25,7 +25,7 @@ from typing import Any, TypeAlias
 import attrs
 
 from ..._exceptions import ReadTimeout, RequestMaybeSent, StreamIdleTimeout
-from ..._sse import Comment, aiter_sse
+from ..._sse import SSEComment, aiter_sse
 from ..._types import Clock, monotonic_clock
 
 __all__ = [
@@ -403,7 +403,7 @@ async def iter_chat_events(
         async for item in aiter_sse(tracker, idle_timeout=idle_timeout, include_comments=True):
             events: list[ChatEvent] = (
                 [Heartbeat(comment=item.text)]
-                if isinstance(item, Comment)
+                if isinstance(item, SSEComment)
                 else parse_chat_data(item.data)
             )
             for event in events:
