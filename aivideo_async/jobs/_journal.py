@@ -450,7 +450,11 @@ class JournalEntry:
         digest = payload_digest(spec.payload)
         meta: Mapping[str, Any] | None = dict(spec.meta) if spec.meta else None
         if meta is not None:
-            _canonical_json(meta)  # refuse secrets / foreign objects early
+            try:
+                _canonical_json(meta)
+            except InvalidInput:
+                # Backend hints that JSON cannot hold (or a Secret) are not journaled.
+                meta = None
         return cls(
             key=key,
             provider=spec.provider,

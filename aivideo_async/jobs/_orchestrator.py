@@ -249,8 +249,9 @@ class Orchestrator:
     Args:
         journal: a :class:`Journal`, or a path for a :class:`SQLiteJournal`, or
             ``None`` for a :class:`MemoryJournal` (nothing survives the process).
-            A journal given as an object is opened if needed and closed on exit
-            only if the orchestrator opened it.
+            A journal given as an object is opened if needed and left open on
+            exit (its owner closes it); one made from a path or ``None`` is
+            closed on exit.
         backends: the provider backends (more with :meth:`register` before entering).
         poll_policy: the default poll policy (a spec's own policy wins).
         provider_limits: poll budgets per provider name.

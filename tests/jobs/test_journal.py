@@ -315,6 +315,12 @@ def test_secret_in_payload_is_refused() -> None:
         entry("k", payload={"x": object()})
 
 
+def test_meta_json_cannot_hold_is_not_journaled() -> None:
+    assert entry("k", meta={"session_id": "s1"}).meta == {"session_id": "s1"}
+    assert entry("k", meta={"token": Secret("sk-123")}).meta is None
+    assert entry("k", meta={"hint": object()}).meta is None
+
+
 def test_bytes_count_by_digest_and_bad_options_are_refused() -> None:
     assert payload_digest({"f": b"abc"}) == payload_digest({"f": bytearray(b"abc")})
     assert payload_digest({"f": b"abc"}) != payload_digest({"f": b"abd"})
