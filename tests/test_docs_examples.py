@@ -468,3 +468,29 @@ def test_example_sections_become_examples_and_literal_blocks_become_fenced_code(
 def test_literal_example_without_a_block_is_left_alone() -> None:
     normalise = _load_hook("griffe_examples").normalise_examples
     assert normalise("Example::\nno block") == "Example::\nno block"
+
+
+# ---------------------------------------------------------------------------
+# The CLI page: exit codes and commands match the command line
+
+
+def _cli_page() -> str:
+    return (DOCS / "cli.md").read_text(encoding="utf-8")
+
+
+def test_cli_exit_code_table_matches_the_command() -> None:
+    from aivideo_async.cli._errors import ExitCode
+
+    table = dict(re.findall(r"^\| `(\d+)` \| `([A-Z_]+)` \|", _cli_page(), re.MULTILINE))
+    assert table == {str(int(code)): code.name for code in ExitCode}
+
+
+def test_cli_page_has_a_section_for_every_command() -> None:
+    import typer.main
+
+    from aivideo_async.cli._app import app
+
+    group: Any = typer.main.get_command(app)
+    page = _cli_page()
+    for name in group.commands:
+        assert f"`aivideo {name}" in page, f"docs/cli.md does not mention `aivideo {name}`"
