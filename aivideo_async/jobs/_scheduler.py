@@ -39,7 +39,6 @@ from typing import Any, Final, Self
 import anyio
 import anyio.abc
 import attrs
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._backoff import RetryBudget, compute_delay
 from .._config import DEFAULT_POLL_POLICY, DEFAULT_RETRY_POLICY, PollPolicy, RetryPolicy
@@ -64,7 +63,14 @@ __all__ = ["ProviderLimits", "Scheduler"]
 
 logger = logging.getLogger("aivideo_async.jobs")
 
-_RANK: Final = {JobState.QUEUED: 0, JobState.RUNNING: 1}
+
+def _rank(state: JobState) -> int:
+    # Identity tests: Enum.__hash__ is Python code, and this runs on every poll.
+    if state is JobState.RUNNING:
+        return 1
+    return 0 if state is JobState.QUEUED else 2
+
+
 _FLAG_STUCK: Final = 1  # the stuck warning was logged
 _FLAG_SINGLE: Final = 2  # a coalesced answer missed it: next poll is a single one
 _MIN_RATE_FACTOR: Final = 1 / 16  # AIMD floor: a 429 storm slows a provider to 1/16 at worst
@@ -302,7 +308,11 @@ class Scheduler:
         self._in_flight = 0
         self._sleep_until = math.inf
         self._wake_event: anyio.Event | None = None
-        self._send: MemoryObjectSendStream[_Batch] | None = None
+        # Dispatched polls wait here for a worker; idle workers wait on an event.
+        # (A plain deque: an anyio memory stream cost a third of the CPU per poll.)
+        self._queue: deque[_Batch] = deque()
+        self._idle_workers: list[anyio.Event] = []
+        self._self_serve = 0
         self._tg: anyio.abc.TaskGroup | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._stats: dict[str, int] = dict.fromkeys(
@@ -336,13 +346,11 @@ class Scheduler:
             raise RuntimeError("this Scheduler is already running")
         stack = contextlib.AsyncExitStack()
         tg = await stack.enter_async_context(anyio.create_task_group())
-        send, receive = anyio.create_memory_object_stream[_Batch](self._max_in_flight)
         stack.push_async_callback(self._stop, tg)
-        self._stack, self._tg, self._send = stack, tg, send
+        self._stack, self._tg = stack, tg
         tg.start_soon(self._drive, name="aivideo_async scheduler driver")
         for _ in range(self._max_in_flight):
-            tg.start_soon(self._work, receive.clone())
-        receive.close()
+            tg.start_soon(self._work)
         return self
 
     async def __aexit__(
@@ -358,10 +366,8 @@ class Scheduler:
 
     async def _stop(self, tg: anyio.abc.TaskGroup) -> None:
         tg.cancel_scope.cancel()
-        if self._send is not None:
-            self._send.close()
-        self._send = None
         self._tg = None
+        self._idle_workers.clear()
 
     # -- public API -----------------------------------------------------------------
 
@@ -688,8 +694,11 @@ class Scheduler:
                     self._in_flight += 1
                     if self._in_flight > self._stats["in_flight_max"]:
                         self._stats["in_flight_max"] = self._in_flight
-                    assert self._send is not None
-                    self._send.send_nowait((prov, kind, batch, extras))
+                    self._queue.append((prov, kind, batch, extras))
+                    if self._self_serve:
+                        self._self_serve -= 1  # the calling worker takes it itself
+                    elif self._idle_workers:
+                        self._idle_workers.pop().set()
                 if not queue:
                     del prov.ready[kind]
         return next_at
@@ -859,19 +868,31 @@ class Scheduler:
 
     # -- workers --------------------------------------------------------------------------
 
-    async def _work(self, receive: MemoryObjectReceiveStream[_Batch]) -> None:
-        async with receive:
-            async for prov, kind, batch, extras in receive:
-                resolved: list[JobHandle] = []
-                try:
-                    await self._poll(prov, kind, batch, extras, resolved)
-                finally:
-                    prov.in_flight -= 1
-                    self._in_flight -= 1
-                    if any(p.ready for p in self._providers.values()):
-                        self._wake()  # capacity freed for jobs waiting on it
-                for handle in resolved:
-                    await self._notify(handle)
+    async def _work(self) -> None:
+        queue = self._queue
+        while True:
+            if not queue:
+                event = anyio.Event()
+                self._idle_workers.append(event)
+                await event.wait()
+                continue
+            prov, kind, batch, extras = queue.popleft()
+            resolved: list[JobHandle] = []
+            try:
+                await self._poll(prov, kind, batch, extras, resolved)
+            finally:
+                prov.in_flight -= 1
+                self._in_flight -= 1
+            for handle in resolved:
+                await self._notify(handle)
+            if any(p.ready for p in self._providers.values()):
+                # Capacity freed for jobs waiting on it: dispatch from here and
+                # take the first poll ourselves (no driver wake-up, no event).
+                self._self_serve = 1
+                next_at = self._dispatch(self._clock())
+                self._self_serve = 0
+                if next_at < self._sleep_until:
+                    self._wake()
 
     async def _poll(
         self,
@@ -1075,7 +1096,7 @@ class Scheduler:
                 handle.job_id,
             )
         state = status.state
-        if state.is_terminal:
+        if _rank(state) == 2:
             handle.status = status
             handle._publish(self._update(handle, status, now))
             if self._finish_terminal(handle, status):
@@ -1130,8 +1151,8 @@ class Scheduler:
 
     @staticmethod
     def _backwards(previous: JobStatus, status: JobStatus) -> bool:
-        before = _RANK.get(previous.state, 2)
-        after = _RANK.get(status.state, 2)
+        before = _rank(previous.state)
+        after = _rank(status.state)
         if after < before:
             return True
         return (
