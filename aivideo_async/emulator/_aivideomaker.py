@@ -7,7 +7,9 @@ HTTP codes (ASSUMED, §5 #19): 400 validation, 401 bad key, 402 insufficient
 credits, 404 unknown task or another key's task, 405 cancel by POST/DELETE,
 429 past the query limit. Credits follow AVM-REF: ``t2v``/``i2v`` duration x 1,
 ``lv`` segments x 5 x 15, ``t2v_v3``/``i2v_v3`` duration x 10; a failed task is
-refunded when it fails, a cancelled one at cancel time.
+refunded when it fails, a cancelled one at cancel time. A create with a
+``webhookUrl`` header gets one POST of its task-detail JSON when the task ends
+(COMPLETED, FAILED or CANCEL), from a single background task of the app.
 
 Example:
     >>> cost("lv", {"prompt": ["a", "b"]}), cost("t2v_v3", {"duration": "10"})
@@ -16,11 +18,15 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import heapq
+import itertools
 import math
 import re
 from typing import Any, Literal
 
+import aiohttp
 import attrs
 from aiohttp import web
 
@@ -113,6 +119,7 @@ class AIVideoMaker:
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
+        self._seq = itertools.count()
 
     @property
     def jobs(self) -> dict[str, Job]:
@@ -168,14 +175,14 @@ class AIVideoMaker:
             raise _fail(404, f"Task not found: {request.match_info['id']}")
         return job
 
-    def _task_json(self, request: web.Request, job: Job, now: float) -> dict[str, Any]:
+    def _task_json(self, base: str, job: Job, now: float) -> dict[str, Any]:
         status = status_of(job, now)
         output = None
         completed = None
         if status == "COMPLETED":
             url = signed_url(
                 self.state,
-                base_url(request),
+                base,
                 "GET",
                 f"/s3/aivideomaker/tasks/{job.id}.mp4",
                 self.state.config.download_url_ttl,
@@ -257,6 +264,9 @@ class AIVideoMaker:
         )
         self.jobs[task_id] = job
         account.charge(price, due=job.ends_at(), now=now, job=job)
+        if job.data["webhookUrl"]:
+            job.data["base"] = base
+            self._notify_at(job.ends_at(), task_id)
         state.stats.on_create(P, raw, request.path)
         task_url = f"{base}/api/v1/tasks/{task_id}"
         return json_response(
@@ -274,14 +284,18 @@ class AIVideoMaker:
         key = self._query(request)
         now = self.state.now()
         tasks = [
-            self._task_json(request, j, now) for j in reversed(self.jobs.values()) if j.key == key
+            self._task_json(base_url(request), j, now)
+            for j in reversed(self.jobs.values())
+            if j.key == key
         ]
         return json_response({"tasks": tasks})
 
     async def detail(self, request: web.Request) -> web.Response:
         """``GET /api/v1/tasks/{id}``."""
         key = self._query(request)
-        return json_response(self._task_json(request, self._task(request, key), self.state.now()))
+        return json_response(
+            self._task_json(base_url(request), self._task(request, key), self.state.now())
+        )
 
     async def status(self, request: web.Request) -> web.Response:
         """``GET /api/v1/tasks/{id}/status``: ``{"status": ...}`` only."""
@@ -299,7 +313,70 @@ class AIVideoMaker:
             raise _fail(400, f"Task can only be cancelled while SUBMITTED; it is {status}")
         job.cancelled_at = now
         self.state.account(P, key).refund(job.data["cost"], job)
+        if job.data["webhookUrl"]:
+            self._notify_at(now, job.id)
         return json_response({"status": "CANCEL"})
+
+    # -- webhooks --------------------------------------------------------------------------
+    def _notify_at(self, due: float, task_id: str) -> None:
+        heapq.heappush(self.state.webhooks, (due, next(self._seq), task_id))
+        self.state.wake.set()
+
+    async def webhook_pump(self, http: aiohttp.ClientSession) -> None:
+        """Deliver due webhooks: one task for the whole emulator, never one per job.
+
+        A task created with a ``webhookUrl`` header gets one POST of its task-detail
+        JSON (ASSUMED payload, §5 #16) when it reaches a terminal status; delivery is
+        attempted once, and counted in the stats as ``webhooks`` sent/failed.
+        """
+        state = self.state
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                now = state.now()
+                heap = state.webhooks
+                while heap and heap[0][0] <= now:
+                    _due, _seq, task_id = heapq.heappop(heap)
+                    job = self.jobs.get(task_id)
+                    if job is None or status_of(job, now) not in ("COMPLETED", "FAILED", "CANCEL"):
+                        continue  # reset since, or cancelled earlier: its own entry fires
+                    if job.data.get("notified"):
+                        continue
+                    job.data["notified"] = True
+                    body = self._task_json(job.data["base"], job, now)
+                    t = asyncio.ensure_future(self._deliver(http, job.data["webhookUrl"], body))
+                    pending.add(t)
+                    t.add_done_callback(pending.discard)
+                if state.closing.is_set():
+                    break  # after one last pass, so a webhook due at shutdown still goes
+                timeout = heap[0][0] - now if heap else None
+                state.wake.clear()
+                waiter = asyncio.ensure_future(state.wake.wait())
+                closer = asyncio.ensure_future(state.closing.wait())
+                try:
+                    await asyncio.wait(
+                        {waiter, closer}, timeout=timeout, return_when="FIRST_COMPLETED"
+                    )
+                finally:
+                    waiter.cancel()
+                    closer.cancel()
+        finally:
+            if pending:
+                # Let deliveries in flight finish briefly, then give up on the rest.
+                _done, late = await asyncio.wait(set(pending), timeout=1.0)
+                for t in late:
+                    t.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
+
+    async def _deliver(self, http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> None:
+        stats = self.state.stats
+        try:
+            async with http.post(url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as r:
+                await r.read()
+                ok = r.status < 400
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            ok = False
+        stats.webhooks["sent" if ok else "failed"] += 1
 
     async def cancel_wrong_method(self, request: web.Request) -> web.Response:
         """POST and DELETE on cancel: 405 (only PUT cancels)."""

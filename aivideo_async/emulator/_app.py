@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import json
@@ -33,6 +34,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
+import aiohttp
 import aiohttp.log
 from aiohttp import web
 
@@ -346,7 +348,21 @@ def build_app(
     # Uploads are streamed and size-checked by the handlers themselves.
     app = web.Application(client_max_size=state.config.upload_max_bytes + 1024 * 1024)
     app[STATE] = state
-    for module in (Miraflow(state), NemoVideo(state), AIVideoMaker(state)):
+    aivideomaker = AIVideoMaker(state)
+
+    async def webhooks(_app: web.Application) -> AsyncIterator[None]:
+        # One background task for every webhook (started and stopped with the app).
+        async with aiohttp.ClientSession() as http:
+            pump = asyncio.ensure_future(aivideomaker.webhook_pump(http))
+            yield
+            state.closing.set()  # the pump stops, giving deliveries in flight up to 1 s
+            try:
+                await asyncio.wait_for(pump, 5.0)
+            except TimeoutError:
+                pass  # wait_for has cancelled it
+
+    app.cleanup_ctx.append(webhooks)
+    for module in (Miraflow(state), NemoVideo(state), aivideomaker):
         for method, path, endpoint, handler in module.routes():
             app.router.add_route(method, path, _wrap(state, ENDPOINTS[endpoint], handler))
     app.router.add_routes(_admin_routes(state))

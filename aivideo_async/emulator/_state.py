@@ -329,6 +329,7 @@ class EmulatorState:
         # Set whenever a handler starts waiting (latency, stall, stream pacing): tests
         # synchronise on it instead of sleeping.
         self.sleep_started = asyncio.Event()
+        self.wake = asyncio.Event()  # the clock moved or a webhook was queued
         self.signing_key = hashlib.sha256(f"aivideo-emulator:{config.seed}".encode()).digest()
         self.reset()
 
@@ -348,6 +349,7 @@ class EmulatorState:
         self.client_users: dict[str, str] = {}
         self.sessions: dict[str, Any] = {}
         self.query_windows: dict[str, Any] = {}
+        self.webhooks: list[tuple[float, int, str]] = []
         self._wall0 = time.time() - self.now()
 
     # -- clock -------------------------------------------------------------------------------
@@ -366,6 +368,7 @@ class EmulatorState:
         if seconds < 0:
             raise ValueError(f"advance() needs seconds >= 0, got {seconds!r}")
         self._offset += seconds
+        self.wake.set()
 
     def wall(self, now: float | None = None) -> float:
         """Epoch seconds that move with the emulator clock (for createdAt, URL dates)."""

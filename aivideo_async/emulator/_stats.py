@@ -73,6 +73,7 @@ class Stats:
         self.duplicate_creates = 0
         self.polls: Counter[str] = Counter()
         self.faults_fired: Counter[str] = Counter()
+        self.webhooks: Counter[str] = Counter()
         self.concurrent = 0
         self.max_concurrent_requests = 0
 
@@ -111,4 +112,5 @@ class Stats:
             "max_concurrent_requests": self.max_concurrent_requests,
             "jobs": jobs,
             "faults_fired": dict(self.faults_fired),
+            "webhooks": dict(self.webhooks),
         }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
-from aivideo_async.emulator import Emulator, EmulatorConfig
+from aivideo_async.emulator import Emulator, EmulatorConfig, run_emulator
 from aivideo_async.emulator._media import sample_mp4
 
 pytestmark = pytest.mark.anyio
@@ -208,3 +210,52 @@ async def test_query_rate_limit_with_retry_after(
         assert (await _create(http, emu)).status == 200
         emu.advance(61)
         assert (await http.get(url, headers=KEY)).status == 200
+
+
+async def test_webhook_posts_the_task_detail_at_the_end(http: aiohttp.ClientSession) -> None:
+    received: list[dict[str, Any]] = []
+    arrived = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        arrived.set()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    try:
+        async with run_emulator(EmulatorConfig(job_duration=(30, 30))) as emu:
+            done = await (await _create(http, emu, webhookUrl=url)).json()
+            cancelled = await (await _create(http, emu, webhookUrl=url)).json()
+            await _create(http, emu)  # no webhook asked
+            await http.put(cancelled["cancelUrl"], headers=KEY)
+            await arrived.wait()
+            assert [(b["id"], b["status"]) for b in received] == [(cancelled["taskId"], "CANCEL")]
+            arrived.clear()
+            emu.advance(60)
+            await arrived.wait()
+            assert received[1]["id"] == done["taskId"]
+            assert received[1]["status"] == "COMPLETED"
+            assert received[1]["output"]["url"].startswith(emu.base_url)
+        # Deliveries in flight finish during shutdown, so the count is final here.
+        assert emu.stats()["webhooks"] == {"sent": 2}
+    finally:
+        await runner.cleanup()
+
+
+async def test_webhook_delivery_failure_is_counted(http: aiohttp.ClientSession) -> None:
+    # A port nobody listens on: bind one, note it, close it.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with run_emulator(EmulatorConfig(job_duration=(30, 30))) as emu:
+        out = await (await _create(http, emu, webhookUrl=f"http://127.0.0.1:{port}/x")).json()
+        await http.put(out["cancelUrl"], headers=KEY)
+    assert emu.stats()["webhooks"] == {"failed": 1}
