@@ -59,7 +59,7 @@ async def test_stats_count_requests_creates_duplicates_polls(
 
 
 async def test_max_concurrent_requests(http: aiohttp.ClientSession, emulator: Emulator) -> None:
-    emulator.add_fault(FaultRule(endpoint="miraflow.list", kind="latency", params={"seconds": 0.1}))
+    emulator.add_fault(FaultRule(endpoint="miraflow.list", kind="latency", params={"seconds": 0.3}))
     await asyncio.gather(
         *(http.get(f"{emulator.base_url}/api/avatars", headers=MF) for _ in range(5))
     )

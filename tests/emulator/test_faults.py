@@ -183,7 +183,7 @@ async def test_oversize_body(http: aiohttp.ClientSession, emulator: Emulator) ->
 
 
 async def test_trickled_body(http: aiohttp.ClientSession, emulator: Emulator) -> None:
-    emulator.add_fault(fault("miraflow.list", "trickle", params={"interval": 0.01, "chunk": 200}))
+    emulator.add_fault(fault("miraflow.list", "trickle", params={"interval": 0.05, "chunk": 100}))
     r = await http.get(f"{emulator.base_url}/api/avatars", headers=MF)
     chunks = [c async for c in r.content.iter_any()]
     assert len(chunks) >= 3  # the body arrived in pieces, with pauses between
@@ -230,7 +230,7 @@ async def test_sse_stall(http: aiohttp.ClientSession, emulator: Emulator) -> Non
     emulator.add_fault(
         fault("nemovideo.run_sse", "sse_stall", params={"after_events": 1, "seconds": 30})
     )
-    r = await _sse(http, emulator, timeout=aiohttp.ClientTimeout(sock_read=0.3))
+    r = await _sse(http, emulator, timeout=aiohttp.ClientTimeout(sock_read=1.0))
     async with r:
         first = await r.content.readuntil(b"\n\n")
         assert first.startswith(b"data: {")
