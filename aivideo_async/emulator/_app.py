@@ -364,7 +364,12 @@ def build_app(
     app.cleanup_ctx.append(webhooks)
     for module in (Miraflow(state), NemoVideo(state), aivideomaker):
         for method, path, endpoint, handler in module.routes():
-            app.router.add_route(method, path, _wrap(state, ENDPOINTS[endpoint], handler))
+            ep = ENDPOINTS[endpoint]
+            if method == "GET" and ep.download:
+                # HEAD too, so a downloader can learn the size and ETag first.
+                app.router.add_get(path, _wrap(state, ep, handler), allow_head=True)
+            else:
+                app.router.add_route(method, path, _wrap(state, ep, handler))
     app.router.add_routes(_admin_routes(state))
     return app
 

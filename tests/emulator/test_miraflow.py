@@ -357,3 +357,13 @@ async def test_signed_url_expires(http: aiohttp.ClientSession, emulator: Emulato
     r = await http.get(meta["downloadUrl"])
     assert r.status == 403
     assert b"Request has expired" in await r.read()
+
+
+async def test_head_on_downloads(http: aiohttp.ClientSession, emulator: Emulator) -> None:
+    job = await _create_video(http, emulator)
+    emulator.advance(60)
+    r = await http.head(f"{emulator.base_url}/api/video/{job}/download", headers=KEY)
+    assert r.status == 200
+    assert int(r.headers["Content-Length"]) == len(sample_mp4())
+    assert r.headers["ETag"]
+    assert await r.read() == b""
