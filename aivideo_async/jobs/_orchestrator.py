@@ -531,7 +531,11 @@ class Orchestrator:
         PLANNED entry to send (a leftover plan, or a new attempt allowed by
         policy), or the recorded outcome raised.
         """
-        if entry.payload_hash != planned.payload_hash or entry.provider != planned.provider:
+        if (entry.payload_hash, entry.provider, entry.endpoint) != (
+            planned.payload_hash,
+            planned.provider,
+            planned.endpoint,
+        ):
             raise InvalidInput(
                 field="key",
                 value=entry.key,
@@ -543,8 +547,8 @@ class Orchestrator:
             case S.ACCEPTED:
                 return self._handle_for(entry)
             case S.PLANNED:
-                # Planned but never sending: nothing left (sending is fsynced before
-                # the first byte), so it is safe to send now.
+                # Planned but never sending: no byte left for it (sending is fsynced
+                # before the first byte), so it is safe to send now.
                 return entry
             case S.REJECTED:
                 raise _rebuild_rejection(entry)
@@ -791,7 +795,8 @@ class Orchestrator:
         Re-attach after a restart: turn creates left ``sending`` by a stopped
         process into ``unknown`` (RELIABILITY #10; never resent), then track
         every accepted job without a final outcome (a timed-out one gets a fresh
-        deadline) and return their handles.
+        deadline) and return their handles. Entries left ``planned`` (a 429
+        wait cut short: nothing was sent) are sent by the next submit of their key.
 
         Example::
 

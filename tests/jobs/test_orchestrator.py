@@ -199,6 +199,15 @@ async def test_key_reused_for_another_request_is_refused(
         await orch.submit(spec(1), key="row-1")
         with pytest.raises(InvalidInput, match="different request"):
             await orch.submit(spec(2), key="row-1")
+        moved = JobSpec(
+            provider="fake",
+            kind="video",
+            method="POST",
+            path="/v2/jobs",
+            payload=dict(spec(1).payload),
+        )
+        with pytest.raises(InvalidInput, match="different request"):
+            await orch.submit(moved, key="row-1")
     assert fake.create_requests == 1
 
 
