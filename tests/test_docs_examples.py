@@ -494,3 +494,15 @@ def test_cli_page_has_a_section_for_every_command() -> None:
     page = _cli_page()
     for name in group.commands:
         assert f"`aivideo {name}" in page, f"docs/cli.md does not mention `aivideo {name}`"
+
+
+def test_quickstart_shows_the_readme_commands() -> None:
+    # The README's one-line commands (indented code lines) are the quickstart's commands.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"^ {4}(python -m pip install .+)$", readme, re.MULTILINE)
+    assert commands, "README.md shows no install command"
+    quickstart = (DOCS / "quickstart.md").read_text(encoding="utf-8")
+    for command in commands:
+        if "'.[dev]'" in command:
+            continue  # the development setup, not a quickstart step
+        assert command in quickstart, f"docs/quickstart.md does not show {command!r}"
