@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         sys.stderr.write(INSTALL_HINT + "\n")
         return 2
-    from ._app import app
+    from ._commands import app
 
     try:
         app(args=argv, prog_name="aivideo")

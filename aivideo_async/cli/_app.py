@@ -7,14 +7,17 @@ Batch, journal and provider commands are added from their own modules.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import anyio
 import typer
 from rich.console import Console
 
@@ -116,7 +119,31 @@ def run_async(main: Callable[[], Awaitable[int | None]]) -> NoReturn:
 
 
 async def _call(main: Callable[[], Awaitable[int | None]]) -> int | None:
-    return await main()
+    # Ctrl-C cancels an anyio scope around the command (not the asyncio task
+    # natively): every task group and shielded journal write below handles a
+    # scope cancel as designed. A second Ctrl-C interrupts at once.
+    loop = asyncio.get_running_loop()
+    interrupted = False
+    with anyio.CancelScope() as scope:
+
+        def on_sigint() -> None:
+            nonlocal interrupted
+            interrupted = True
+            scope.cancel()
+            loop.remove_signal_handler(signal.SIGINT)
+
+        try:
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
+        except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
+            pass  # not the main thread (tests) or no signals: asyncio's own handling
+        try:
+            result = await main()
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGINT)
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
 
 
 # -- demo ---------------------------------------------------------------------------------

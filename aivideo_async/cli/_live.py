@@ -265,9 +265,13 @@ class LiveView:
         ) as live:
             while not self._stop.is_set():
                 live.update(self.render(), refresh=True)
-                with anyio.move_on_after(self.interval):
+                with anyio.move_on_after(self._pace()):
                     await self._stop.wait()
             live.update(self.render(), refresh=True)
+
+    def _pace(self, base: float | None = None) -> float:
+        # Each refresh reads every row: slow down for huge batches (100k rows).
+        return (self.interval if base is None else base) * max(1.0, len(self.rows) / 2000)
 
     # -- plain ---------------------------------------------------------------------
 
@@ -285,7 +289,7 @@ class LiveView:
                 self._print(self.totals_line())
             if self._stop.is_set():
                 return
-            with anyio.move_on_after(0.1):
+            with anyio.move_on_after(self._pace(0.1)):
                 await self._stop.wait()
 
     def _plain_changes(self) -> None:
@@ -327,12 +331,12 @@ class LiveView:
         table.add_column("", justify="right", no_wrap=True, min_width=4)
         table.add_column("note", no_wrap=True, max_width=36, overflow="ellipsis")
         rows = list(self.rows)
-        shown = rows
+        shown = {id(r) for r in rows}
         if len(rows) > self.max_rows:
             # Unfinished first: they are the ones worth watching.
-            shown = [r for r in rows if not r.terminal][: self.max_rows]
+            shown = {id(r) for r in [r for r in rows if not r.terminal][: self.max_rows]}
         for number, row in enumerate(rows, start=1):
-            if row not in shown:
+            if id(row) not in shown:
                 continue
             state = row.state
             progress = row.progress

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from aivideo_async.cli._app import app
+from aivideo_async.cli._commands import app
 
 
 def test_demo_summary_has_no_duplicates_and_every_job_terminal(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"aivideo {__version__}"
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("demo", "emulator"):
+    for command in ("demo", "emulator", "batch", "jobs", "resume", "reconcile"):
         assert command in out
 
 

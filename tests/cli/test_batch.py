@@ -1,0 +1,215 @@
+"""`aivideo batch`, `jobs`, `reconcile`, `resume` against the emulator (issue 7)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from aivideo_async.cli._commands import app
+
+from .conftest import EmulatorProcess
+
+pytestmark = pytest.mark.usefixtures("keys")
+
+
+def _write(path: Path, lines: Sequence[dict[str, Any] | str]) -> Path:
+    path.write_text(
+        "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _t2v(i: int) -> dict[str, Any]:
+    return {
+        "provider": "aivideomaker",
+        "kind": "t2v",
+        "params": {"prompt": f"waves, take {i}", "duration": 5},
+        "key": f"row-{i}",
+    }
+
+
+def _image(i: int) -> dict[str, Any]:
+    return {
+        "provider": "miraflow",
+        "kind": "image",
+        "params": {"prompt": f"a red fox {i}"},
+        "key": f"img-{i}",
+    }
+
+
+def _creates(emu: EmulatorProcess) -> int:
+    return sum(emu.stats()["creates"].values())
+
+
+FAST = ["--poll-initial", "0.1", "--poll-cap", "0.3", "--plain"]
+
+
+def test_bad_lines_are_reported_with_line_numbers_and_nothing_is_sent(
+    tmp_path: Path, emulator_proc: EmulatorProcess
+) -> None:
+    manifest = _write(
+        tmp_path / "m.jsonl",
+        [
+            _t2v(1),
+            "{not json",
+            {**_t2v(2), "params": {"prompt": "x", "duration": 7}},
+            {**_image(1), "params": {"promt": "typo"}},
+            _image(2),
+        ],
+    )
+    journal = tmp_path / "jobs.db"
+    result = CliRunner().invoke(
+        app,
+        ["batch", str(manifest), "--journal", str(journal), "--base-url", emulator_proc.base_url],
+    )
+    assert result.exit_code == 2
+    errors = result.stderr.splitlines()
+    assert errors[0].startswith("error: manifest line 2: not valid JSON")
+    assert (
+        errors[1]
+        == "error: manifest line 3: duration: got 7, expected one of 5, 8 (seconds) for model t2v"
+    )
+    assert errors[2].startswith(
+        "error: manifest line 4: params: got ['promt'], expected fields among prompt"
+    )
+    assert errors[3] == "3 bad line(s) out of 5; nothing was submitted"
+    assert _creates(emulator_proc) == 0
+    assert not journal.exists()
+
+
+def test_batch_downloads_reports_and_a_rerun_sends_nothing(
+    tmp_path: Path, emulator_proc: EmulatorProcess
+) -> None:
+    lines = [_t2v(i) for i in range(3)] + [_image(i) for i in range(3)]
+    manifest = _write(tmp_path / "m.jsonl", lines)
+    journal, report, out = tmp_path / "jobs.db", tmp_path / "report.json", tmp_path / "out"
+    args = ["batch", str(manifest), "--journal", str(journal), "--base-url", emulator_proc.base_url]
+    args += ["--download", str(out), *FAST]
+    first = CliRunner().invoke(app, [*args, "--report", str(report)])
+    assert first.exit_code == 0, first.output
+    rows = json.loads(report.read_text())
+    assert [r["key"] for r in rows] == [line["key"] for line in lines]
+    assert [r["line"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert {r["outcome"] for r in rows} == {"succeeded"}
+    assert all(Path(r["file"]).stat().st_size > 0 for r in rows)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "img-0.png",
+        "img-1.png",
+        "img-2.png",
+        "row-0.mp4",
+        "row-1.mp4",
+        "row-2.mp4",
+    ]
+    assert _creates(emulator_proc) == 6
+
+    second = CliRunner().invoke(app, [*args, "--report", str(tmp_path / "again.csv")])
+    assert second.exit_code == 0, second.output
+    assert _creates(emulator_proc) == 6  # every key answered from the journal
+    assert emulator_proc.stats()["duplicate_creates"] == 0
+    csv_lines = (tmp_path / "again.csv").read_text().splitlines()
+    assert csv_lines[0] == "line,key,provider,kind,submission,job_id,outcome,error,file"
+    assert len(csv_lines) == 7
+
+    listed = CliRunner().invoke(app, ["jobs", "--journal", str(journal), "--json"])
+    assert listed.exit_code == 0
+    entries = json.loads(listed.stdout)
+    assert [(e["key"], e["state"], e["outcome"]) for e in entries] == [
+        (line["key"], "accepted", "succeeded") for line in lines
+    ]
+
+
+def test_unknown_create_fails_the_batch_then_reconcile_and_resume_finish_it(
+    tmp_path: Path, emulator_proc: EmulatorProcess
+) -> None:
+    # The 2nd create is committed by the provider, then a 502 comes back: ambiguous.
+    emulator_proc.set_faults(
+        [
+            {
+                "endpoint": "aivideomaker.create",
+                "kind": "server_error",
+                "schedule": [2],
+                "params": {"status": 502, "commit": True},
+            }
+        ]
+    )
+    manifest = _write(tmp_path / "m.jsonl", [_t2v(i) for i in range(3)])
+    journal = str(tmp_path / "jobs.db")
+    url = ["--base-url", emulator_proc.base_url]
+    first = CliRunner().invoke(app, ["batch", str(manifest), "--journal", journal, *url, *FAST])
+    assert first.exit_code == 1, first.output
+    assert "unknown" in first.stdout
+    assert _creates(emulator_proc) == 3
+
+    unknown = CliRunner().invoke(
+        app, ["jobs", "--journal", journal, "--state", "unknown", "--json"]
+    )
+    assert [e["key"] for e in json.loads(unknown.stdout)] == ["row-1"]
+
+    found = CliRunner().invoke(app, ["reconcile", "--journal", journal, *url, "--json"])
+    assert found.exit_code == 0, found.output
+    [result] = json.loads(found.stdout)
+    assert (result["key"], result["outcome"]) == ("row-1", "found")
+    assert result["job_id"]
+
+    resumed = CliRunner().invoke(app, ["resume", "--journal", journal, *url, *FAST])
+    assert resumed.exit_code == 0, resumed.output
+    stats = emulator_proc.stats()
+    assert sum(stats["creates"].values()) == 3
+    assert stats["duplicate_creates"] == 0
+    final = CliRunner().invoke(app, ["jobs", "--journal", journal, "--json"])
+    assert {e["outcome"] for e in json.loads(final.stdout)} == {"succeeded"}
+
+
+def test_ctrl_c_mid_batch_then_rerun_sends_no_create_twice(
+    tmp_path: Path, emulator_proc: EmulatorProcess
+) -> None:
+    # Slow creates, two at a time: the interrupt lands with creates still to send.
+    emulator_proc.set_faults(
+        [{"endpoint": "aivideomaker.create", "kind": "latency", "params": {"seconds": 0.25}}]
+    )
+    total = 12
+    manifest = _write(tmp_path / "m.jsonl", [_t2v(i) for i in range(total)])
+    report = tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "aivideo_async.cli", "batch", str(manifest)]
+    cmd += ["--journal", str(tmp_path / "jobs.db"), "--base-url", emulator_proc.base_url]
+    cmd += ["--concurrency", "2", "--report", str(report), *FAST]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    accepted = 0
+    for line in proc.stdout:
+        if " job " in line:  # a row got its job id: that create was accepted
+            accepted += 1
+            if accepted == 2:
+                break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted" in err
+    sent_before = _creates(emulator_proc)
+    assert 2 <= sent_before < total  # interrupted mid-batch
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
+    rows = json.loads(report.read_text())
+    stats = emulator_proc.stats()
+    assert stats["duplicate_creates"] == 0
+    creates = sum(stats["creates"].values())
+    succeeded = [r for r in rows if r["outcome"] == "succeeded"]
+    unknown = [r for r in rows if r["submission"] == "unknown"]
+    # Every line was created exactly once, except a create cut by the interrupt
+    # that never reached the provider: that one stays unknown, never resent.
+    assert len(rows) == total
+    assert len(succeeded) == creates
+    assert len(succeeded) + len(unknown) == total
+    assert rerun.returncode == (0 if not unknown else 1), rerun.stdout + rerun.stderr
