@@ -82,13 +82,16 @@ from ._sse import aiter_sse as aiter_sse
 from ._types import NOT_GIVEN as NOT_GIVEN
 from ._types import NotGiven as NotGiven
 from ._version import __version__ as __version__
+from .jobs import ErrorInfo as ErrorInfo
 from .jobs import JobHandle as JobHandle
+from .jobs import JobOutcome as JobOutcome
 from .jobs import JobUpdate as JobUpdate
 from .jobs import Journal as Journal
 from .jobs import JournalEntry as JournalEntry
 from .jobs import MemoryJournal as MemoryJournal
 from .jobs import Orchestrator as Orchestrator
 from .jobs import ProviderLimits as ProviderLimits
+from .jobs import ReconcileOutcome as ReconcileOutcome
 from .jobs import ReconcileResult as ReconcileResult
 from .jobs import SQLiteJournal as SQLiteJournal
 from .jobs import SubmissionState as SubmissionState
@@ -124,6 +127,7 @@ __all__ = [
     "DEFAULT_TIMEOUTS",
     "DecodeError",
     "DownloadError",
+    "ErrorInfo",
     "HeaderKeyAuth",
     "Heartbeat",
     "InsufficientCredits",
@@ -134,6 +138,7 @@ __all__ = [
     "JobFailed",
     "JobHandle",
     "JobNotFound",
+    "JobOutcome",
     "JobResult",
     "JobSpec",
     "JobState",
@@ -159,6 +164,7 @@ __all__ = [
     "ProviderLimits",
     "RateLimited",
     "ReadTimeout",
+    "ReconcileOutcome",
     "ReconcileResult",
     "RemoteDisconnected",
     "RequestMaybeSent",
