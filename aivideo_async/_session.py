@@ -38,7 +38,7 @@ import re
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
 from types import SimpleNamespace, TracebackType
-from typing import Any, Final, Protocol, Self, TypeVar, runtime_checkable
+from typing import Any, BinaryIO, Final, Protocol, Self, TypeVar, runtime_checkable
 from urllib.parse import quote
 
 import aiohttp
@@ -1399,11 +1399,20 @@ class Session:
 
         The body goes to a temporary file in ``dest``'s folder, is fsynced and
         then ``os.replace``-d into place (and the folder fsynced), so ``dest``
-        only ever holds a complete file. On any failure (size cap, content
-        type, reset, disk full, cancellation) the temporary file is removed
-        (RELIABILITY #34, #36, #37). Transport errors restart the download up
-        to the retry policy. Redirects are followed by hand (at most 5, https
-        or loopback only) and never with credentials or custom headers
+        only ever holds a complete file: when the length is known (from
+        ``Content-Length`` or ``Content-Range``) a shorter body is an error. On
+        any failure (size cap, content type, reset, disk full, cancellation)
+        the temporary file is removed (RELIABILITY #34, #36, #37).
+
+        Transport errors are retried up to the retry policy. A retry resumes
+        with ``Range: bytes=N-`` and ``If-Range: <ETag>`` when the first
+        answer had ``Accept-Ranges: bytes`` and a strong ``ETag``; the part is
+        appended only if it is a ``206`` whose ``Content-Range`` starts at
+        ``N`` and runs to the end of the same file. A ``200`` instead (the file
+        changed) is written from zero, and any other mismatch asks for the
+        whole file again; without those headers a retry restarts from zero
+        (RELIABILITY #34). Redirects are followed by hand (at most 5, https or
+        loopback only) and never with credentials or custom headers
         (RELIABILITY #35); with ``absolute=True`` no auth is sent at all.
 
         Args:
@@ -1414,13 +1423,15 @@ class Session:
             absolute: ``url_or_path`` is a full URL; send it no auth/headers.
             max_bytes: cap (default ``limits.max_download_bytes``).
             progress: called as ``progress(done, total)`` after each chunk
-                (``total`` from Content-Length, or ``None``).
+                (``total`` from Content-Length, or ``None``); after a resume
+                ``done`` continues from the bytes already on disk.
             content_types: allowed media-type prefixes (``("video/",)``);
                 ``None`` accepts anything but ``text/html``.
             timeouts: per-attempt timeouts (default: the session's).
 
         Raises:
-            DownloadError: the file could not be written.
+            DownloadError: the file could not be written, or the server sent
+                part of a file that was not asked for.
             ResponseTooLarge, UnexpectedContentType, UnexpectedRedirect,
             TransportError, APIStatusError (a 403 from an expired signed URL is
             :class:`PaymentRequired` with status 403, RELIABILITY #33).
@@ -1434,12 +1445,15 @@ class Session:
         url, endpoint = self._build_url("GET", url_or_path, path_params, absolute=absolute)
         cap = max_bytes if max_bytes is not None else self._limits.max_download_bytes
         per_call = timeouts or self._timeouts
+        # One temp file for every attempt of this call, so a retry can append to it.
+        partial = _Partial()
 
         async def attempt(auth_headers: Mapping[str, str], notes: _AttemptNotes) -> pathlib.Path:
             return await self._download_once(
                 url,
                 endpoint,
                 target,
+                partial,
                 auth_headers=auth_headers,
                 absolute=absolute,
                 cap=cap,
@@ -1449,15 +1463,19 @@ class Session:
                 notes=notes,
             )
 
-        return await self._with_retries(
-            endpoint, idempotent=True, authenticated=not absolute, attempt_fn=attempt
-        )
+        try:
+            return await self._with_retries(
+                endpoint, idempotent=True, authenticated=not absolute, attempt_fn=attempt
+            )
+        finally:
+            partial.discard()  # a no-op after success: the file was moved into place
 
     async def _download_once(
         self,
         url: URL,
         endpoint: str,
         target: pathlib.Path,
+        partial: _Partial,
         *,
         auth_headers: Mapping[str, str],
         absolute: bool,
@@ -1467,13 +1485,95 @@ class Session:
         timeouts: Timeouts,
         notes: _AttemptNotes,
     ) -> pathlib.Path:
+        offset = partial.resume_offset()
+        while True:
+            # Offsets only mean something in the identity encoding (aiohttp would
+            # otherwise decompress and the byte counts would not match the file).
+            extra = {"Accept-Encoding": "identity"}
+            if offset:
+                assert partial.etag is not None  # resume_offset() checked it
+                extra["Range"] = f"bytes={offset}-"
+                extra["If-Range"] = partial.etag
+            resp = await self._open_download(
+                url,
+                endpoint,
+                auth_headers=auth_headers,
+                absolute=absolute,
+                extra=extra,
+                ranged=bool(offset),
+                timeouts=timeouts,
+                notes=notes,
+            )
+            try:
+                if offset and resp.status != 200:
+                    problem = partial.check_part(resp, offset)
+                    if problem is not None:
+                        # A part we cannot trust (or a 416): ask for the whole file again.
+                        _log.debug(
+                            "%s [%s]: resume at byte %d refused (%s); restarting from zero",
+                            endpoint,
+                            self.provider,
+                            offset,
+                            problem,
+                        )
+                        partial.restart()
+                        offset = 0
+                        continue
+                else:
+                    if offset:
+                        # If-Range answered with the whole file: it changed, or the
+                        # server ignores ranges. Start over with this body.
+                        _log.debug(
+                            "%s [%s]: resume at byte %d answered with HTTP 200; "
+                            "restarting from zero",
+                            endpoint,
+                            self.provider,
+                            offset,
+                        )
+                        offset = 0
+                    partial.restart()
+                    if resp.status == 206 and (problem := partial.check_part(resp, 0)):
+                        raise DownloadError(
+                            f"HTTP 206 to a request without Range ({problem})",
+                            provider=self.provider,
+                            status_code=206,
+                            endpoint=endpoint,
+                        )
+                    partial.remember(resp)
+                self._check_download_type(resp, endpoint, content_types)
+                return await self._write_atomically(
+                    resp,
+                    endpoint,
+                    target,
+                    partial,
+                    offset=offset,
+                    cap=cap,
+                    progress=progress,
+                    timeouts=timeouts,
+                )
+            finally:
+                resp.close()
+
+    async def _open_download(
+        self,
+        url: URL,
+        endpoint: str,
+        *,
+        auth_headers: Mapping[str, str],
+        absolute: bool,
+        extra: Mapping[str, str],
+        ranged: bool,
+        timeouts: Timeouts,
+        notes: _AttemptNotes,
+    ) -> aiohttp.ClientResponse:
+        """Follow redirects by hand; return the final 2xx (or a 416 to a ranged request)."""
         current = url
         first_hop = True
         for _hop in range(_MAX_DOWNLOAD_REDIRECTS + 1):
             # Only the first hop to the API itself carries auth and session headers.
             with_creds = first_hop and not absolute
             headers = self._request_headers(
-                auth_headers if with_creds else {}, None, absolute=not with_creds
+                auth_headers if with_creds else {}, extra, absolute=not with_creds
             )
             resp = await self._open(
                 "GET", current, endpoint, params=None, body=None, headers=headers, timeouts=timeouts
@@ -1503,24 +1603,23 @@ class Session:
                         resp.status,
                         redact_url(nxt),
                     )
+                    resp.close()
                     current, first_hop = nxt, False
                     continue
                 if 300 <= resp.status < 400:
                     raise self._redirect_error(resp, endpoint)
-                if not 200 <= resp.status < 300:
-                    raw = await self._read_capped(
-                        resp, endpoint, self._limits.max_response_bytes, timeouts
-                    )
-                    info = self._info(resp, endpoint, raw)
-                    notes.retry_after = info.retry_after
-                    err = self._mapped(info, use_mapper=with_creds)
-                    raise err or self._content_type_error(info, "a 2xx answer")
-                self._check_download_type(resp, endpoint, content_types)
-                return await self._write_atomically(
-                    resp, endpoint, target, cap=cap, progress=progress, timeouts=timeouts
+                if 200 <= resp.status < 300 or (ranged and resp.status == 416):
+                    return resp
+                raw = await self._read_capped(
+                    resp, endpoint, self._limits.max_response_bytes, timeouts
                 )
-            finally:
+                info = self._info(resp, endpoint, raw)
+                notes.retry_after = info.retry_after
+                err = self._mapped(info, use_mapper=with_creds)
+                raise err or self._content_type_error(info, "a 2xx answer")
+            except BaseException:
                 resp.close()
+                raise
         raise UnexpectedRedirect(
             f"more than {_MAX_DOWNLOAD_REDIRECTS} redirects",
             location=redact_url(current),
@@ -1548,15 +1647,24 @@ class Session:
         resp: aiohttp.ClientResponse,
         endpoint: str,
         target: pathlib.Path,
+        partial: _Partial,
         *,
+        offset: int,
         cap: int,
         progress: Callable[[int, int | None], None] | None,
         timeouts: Timeouts,
     ) -> pathlib.Path:
-        total = resp.content_length
+        """
+        Write the body at ``offset`` of the temp file, check its length, move it to ``target``.
+
+        The temp file outlives a failed attempt (``partial`` keeps its path and
+        how many bytes it holds) so the next attempt can resume;
+        :meth:`download` removes it when the call fails for good.
+        """
+        total = partial.total
         if total is not None and total > cap:
             raise ResponseTooLarge(
-                f"Content-Length {total} is over the {cap}-byte download cap",
+                f"the file is {total} bytes, over the {cap}-byte download cap",
                 limit=cap,
                 provider=self.provider,
                 status_code=resp.status,
@@ -1564,68 +1672,178 @@ class Session:
             )
         folder = target.parent if str(target.parent) else pathlib.Path(".")
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+            fh = partial.open(folder, target.name)
         except OSError as exc:
             raise DownloadError(
                 f"cannot create a temporary file in {folder}: {exc.strerror}",
                 provider=self.provider,
                 endpoint=endpoint,
             ) from exc
-        tmp = pathlib.Path(tmp_name)
         phase = _Phase()
         phase.sent = True
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                done = 0
-                while True:
-                    with map_aiohttp_errors(
-                        provider=self.provider, endpoint=endpoint, phase=phase, timeouts=timeouts
-                    ):
-                        chunk = await resp.content.read(_CHUNK)
-                    if not chunk:
-                        break
-                    done += len(chunk)
-                    if done > cap:
-                        raise ResponseTooLarge(
-                            f"download is over the {cap}-byte cap; reading stopped",
-                            limit=cap,
-                            provider=self.provider,
-                            status_code=resp.status,
-                            endpoint=endpoint,
-                        )
-                    try:
-                        fh.write(chunk)
-                    except OSError as exc:
-                        raise DownloadError(
-                            f"cannot write {target.name}: {exc.strerror}",
-                            provider=self.provider,
-                            endpoint=endpoint,
-                        ) from exc
-                    if progress is not None:
-                        progress(done, total)
-                try:
-                    fh.flush()
-                    await anyio.to_thread.run_sync(os.fsync, fh.fileno())
-                except OSError as exc:
-                    raise DownloadError(
-                        f"cannot flush {target.name}: {exc.strerror}",
-                        provider=self.provider,
-                        endpoint=endpoint,
-                    ) from exc
+        with fh:
             try:
-                os.replace(tmp, target)
+                # Drop whatever an abandoned attempt left past the resume point.
+                fh.truncate(offset)
+                fh.seek(offset)
             except OSError as exc:
                 raise DownloadError(
-                    f"cannot move the download into {target}: {exc.strerror}",
+                    f"cannot prepare the temporary file for {target.name}: {exc.strerror}",
                     provider=self.provider,
                     endpoint=endpoint,
                 ) from exc
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
-            raise
+            partial.done = offset
+            while True:
+                with map_aiohttp_errors(
+                    provider=self.provider, endpoint=endpoint, phase=phase, timeouts=timeouts
+                ):
+                    chunk = await resp.content.read(_CHUNK)
+                if not chunk:
+                    break
+                if partial.done + len(chunk) > cap:
+                    raise ResponseTooLarge(
+                        f"download is over the {cap}-byte cap; reading stopped",
+                        limit=cap,
+                        provider=self.provider,
+                        status_code=resp.status,
+                        endpoint=endpoint,
+                    )
+                try:
+                    fh.write(chunk)
+                except OSError as exc:
+                    raise DownloadError(
+                        f"cannot write {target.name}: {exc.strerror}",
+                        provider=self.provider,
+                        endpoint=endpoint,
+                    ) from exc
+                # Counted only once written: this is where a resume starts.
+                partial.done += len(chunk)
+                if progress is not None:
+                    progress(partial.done, total)
+            if total is not None and partial.done != total:
+                # A close-delimited body that ended early: aiohttp sees no error.
+                raise RemoteDisconnected(
+                    f"the body ended after {partial.done} of {total} bytes",
+                    provider=self.provider,
+                    status_code=resp.status,
+                    endpoint=endpoint,
+                )
+            try:
+                fh.flush()
+                await anyio.to_thread.run_sync(os.fsync, fh.fileno())
+            except OSError as exc:
+                raise DownloadError(
+                    f"cannot flush {target.name}: {exc.strerror}",
+                    provider=self.provider,
+                    endpoint=endpoint,
+                ) from exc
+        assert partial.path is not None  # partial.open() set it
+        try:
+            os.replace(partial.path, target)
+        except OSError as exc:
+            raise DownloadError(
+                f"cannot move the download into {target}: {exc.strerror}",
+                provider=self.provider,
+                endpoint=endpoint,
+            ) from exc
+        partial.path = None  # moved: nothing left to discard
         await anyio.to_thread.run_sync(_fsync_dir, folder)
         return target
+
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
+_STRONG_ETAG = re.compile(r'"[\x21\x23-\x7e\x80-\xff]*"')
+
+
+def _identity_encoded(resp: aiohttp.ClientResponse) -> bool:
+    encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+    return encoding in ("", "identity")
+
+
+class _Partial:
+    """
+    One download's temporary file and what a resume needs (RELIABILITY #34).
+
+    ``etag`` is set only when the full answer allowed a resume (``Accept-Ranges:
+    bytes``, a strong ``ETag``, no content coding); ``total`` is the file's
+    length when known; ``done`` the bytes safely written to ``path``.
+    """
+
+    __slots__ = ("done", "etag", "path", "total")
+
+    def __init__(self) -> None:
+        self.path: pathlib.Path | None = None
+        self.done = 0
+        self.etag: str | None = None
+        self.total: int | None = None
+
+    def resume_offset(self) -> int:
+        """Where a retry may resume, or 0 to restart from the beginning."""
+        if self.path is None or self.etag is None or self.done <= 0:
+            return 0
+        if self.total is not None and self.done >= self.total:
+            return 0
+        return self.done
+
+    def restart(self) -> None:
+        self.done = 0
+        self.etag = None
+        self.total = None
+
+    def remember(self, resp: aiohttp.ClientResponse) -> None:
+        """Record the length and the resume validator of a whole-file answer."""
+        if not _identity_encoded(resp):
+            return  # lengths and ranges refer to the encoded bytes: neither is usable
+        if resp.status != 206:  # a 206 already set ``total`` in check_part()
+            self.total = resp.content_length
+        etag = resp.headers.get("ETag", "").strip()
+        ranges = {t.strip().lower() for t in resp.headers.get("Accept-Ranges", "").split(",")}
+        if "bytes" in ranges and _STRONG_ETAG.fullmatch(etag):
+            self.etag = etag
+
+    def check_part(self, resp: aiohttp.ClientResponse, offset: int) -> str | None:
+        """Why a 206 cannot be appended at ``offset`` (``None``: it can; ``total`` is set)."""
+        if resp.status != 206:
+            return f"HTTP {resp.status} instead of 206"
+        etag = resp.headers.get("ETag")
+        if offset and etag is not None and etag.strip() != self.etag:
+            return "the ETag changed"
+        if not _identity_encoded(resp):
+            return "the part has a content coding"
+        match = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+        if match is None:
+            return "no valid Content-Range"
+        start, end = int(match.group(1)), int(match.group(2))
+        complete = None if match.group(3) == "*" else int(match.group(3))
+        if start != offset:
+            return f"the part starts at byte {start}, not {offset}"
+        if end < start:
+            return "an empty or inverted Content-Range"
+        if complete is not None and self.total is not None and complete != self.total:
+            return f"the file is now {complete} bytes, not {self.total}"
+        known = complete if complete is not None else self.total
+        if known is not None and end != known - 1:
+            return f"the part ends at byte {end}, not at the end of the {known}-byte file"
+        length = resp.content_length
+        if length is not None and length != end - start + 1:
+            return "Content-Length does not match Content-Range"
+        self.total = known if known is not None else end + 1
+        return None
+
+    def open(self, folder: pathlib.Path, name: str) -> BinaryIO:
+        """Open the temp file for writing, creating it in ``folder`` the first time."""
+        if self.path is None:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+            self.path = pathlib.Path(tmp_name)
+            return os.fdopen(fd, "r+b")
+        return open(self.path, "r+b")
+
+    def discard(self) -> None:
+        """Remove the temp file, if any (synchronous: safe under cancellation)."""
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            self.path = None
 
 
 def _fsync_dir(folder: pathlib.Path) -> None:
