@@ -15,40 +15,41 @@ from __future__ import annotations
 
 from aivideo_async import (
     AIVideoError,
+    AIVideoMaker,
     APIStatusError,
     InvalidInput,
     JobError,
+    JobHandle,
     JobResult,
     JobSpec,
     JobState,
     JobStatus,
+    JournalEntry,
+    Miraflow,
     MissingCredential,
+    NemoVideo,
+    Orchestrator,
     PollPolicy,
+    ProviderLimits,
+    ReconcileResult,
     RetryPolicy,
     Secret,
+    SQLiteJournal,
     SubmissionNotSent,
     SubmissionOutcomeUnknown,
+    SubmissionState,
+    TextEvent,
     Timeouts,
+    ToolCall,
+    ToolResult,
+    timeline_summary,
 )
 from aivideo_async.emulator import Emulator, EmulatorConfig, FaultRule
 from aivideo_async.emulator import __main__ as emulator_main
 
 # Not exported from aivideo_async yet (asked of the lead): switch these to
 # `from aivideo_async import ...` once they are.
-from aivideo_async.jobs import (
-    JobHandle,
-    JobOutcome,
-    JournalEntry,
-    Orchestrator,
-    ProviderLimits,
-    ReconcileOutcome,
-    ReconcileResult,
-    SQLiteJournal,
-    SubmissionState,
-)
-from aivideo_async.providers.aivideomaker import AIVideoMaker
-from aivideo_async.providers.miraflow import Miraflow
-from aivideo_async.providers.nemovideo import NemoVideo, TextEvent, ToolCall, ToolResult
+from aivideo_async.jobs import JobOutcome, ReconcileOutcome
 
 __all__ = [
     "AIVideoError",
@@ -85,4 +86,5 @@ __all__ = [
     "ToolCall",
     "ToolResult",
     "emulator_main",
+    "timeline_summary",
 ]

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 from . import _batch as _batch  # registers batch, jobs, resume, reconcile
+from . import _providers as _providers  # registers miraflow, aivideomaker, nemo
 from ._app import app
 
 __all__ = ["app"]

@@ -29,6 +29,7 @@ class ExitCode(enum.IntEnum):
     TRANSPORT = 4  # network failure (timeout, refused, reset)
     OUTCOME_UNKNOWN = 5  # a create may or may not have happened; see `aivideo reconcile`
     NO_CREDENTIAL = 6  # no key in the environment and none typed
+    NOT_CONFIRMED = 7  # a create or cancel was not confirmed; nothing was sent
     INTERNAL = 70  # a bug in aivideo (EX_SOFTWARE); run with --debug and report it
     INTERRUPTED = 130  # Ctrl-C
 
