@@ -283,8 +283,11 @@ class SSEDecoder:
 
         Example:
             >>> decoder = SSEDecoder()
-            >>> decoder.feed_with_comments(b": ping\\ndata: x\\n\\n")
-            [SSEComment(text='ping'), ServerSentEvent(event='message', data='x', id=None, retry=None)]
+            >>> items = decoder.feed_with_comments(b": ping\\ndata: x\\n\\n")
+            >>> items[0]
+            SSEComment(text='ping')
+            >>> items[1].data
+            'x'
         """
         if self._plain and b"\n" not in data and b"\r" not in data:
             size = self._partial_size + len(data)

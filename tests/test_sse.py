@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aivideo_async._exceptions import InvalidInput, SSELimitExceeded
-from aivideo_async._sse import SSEComment, ServerSentEvent, SSEDecoder
+from aivideo_async._sse import ServerSentEvent, SSEComment, SSEDecoder
 
 Item = ServerSentEvent | SSEComment
 

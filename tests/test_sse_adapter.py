@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aivideo_async._exceptions import InvalidInput, SSELimitExceeded, StreamIdleTimeout
-from aivideo_async._sse import SSEComment, ServerSentEvent, SSEDecoder, aiter_sse
+from aivideo_async._sse import ServerSentEvent, SSEComment, SSEDecoder, aiter_sse
 
 pytestmark = pytest.mark.anyio
 
