@@ -27,6 +27,7 @@ Design, for 100k jobs in one process:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import heapq
 import logging
@@ -77,9 +78,12 @@ _MIN_RATE_FACTOR: Final = 1 / 16  # AIMD floor: a 429 storm slows a provider to 
 _RATE_RECOVERY: Final = 0.02  # additive increase of the rate factor per good poll
 _BATCH_MIN_RATIO: Final = 0.3  # below this hit ratio a list call is only a probe
 _BATCH_PROBE_EVERY: Final = 16  # ... tried once per this many chances
+_EARLY: Final = 0.001  # real time only: polls due this soon are sent in the same wake-up
 _ONE_TOKEN: Final = 1.0 - 1e-9  # float refills may land a hair under a whole token
 _FLOOR_FRACTION: Final = 0.1  # shortest delay between polls, as a fraction of policy.initial
 _ETA_MARGIN: Final = 0.03  # poll this fraction after the estimated completion
+_REFINE_ABOVE: Final = 4.0  # remaining > this many floors: look again before the end
+_REFINE_AT: Final = 0.85  # ... at this fraction of the estimated remaining time
 
 
 def _due_of(handle: JobHandle) -> float:
@@ -283,6 +287,8 @@ class Scheduler:
             )
         self._clock = clock
         self._sleep = sleep
+        self._real_time = clock is monotonic_clock and sleep is anyio_sleep
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._rng = rng
         self._policy = poll_policy
         self._retry = retry_policy
@@ -344,6 +350,10 @@ class Scheduler:
     async def __aenter__(self) -> Self:
         if self._stack is not None:
             raise RuntimeError("this Scheduler is already running")
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # another anyio backend (trio): no asyncio timers
+            self._loop = None
         stack = contextlib.AsyncExitStack()
         tg = await stack.enter_async_context(anyio.create_task_group())
         stack.push_async_callback(self._stop, tg)
@@ -535,28 +545,37 @@ class Scheduler:
             # A server hint wins over our own cadence (STYLE #17).
             return min(float(status.retry_after), self._max_pause)
         floor = policy.initial * _FLOOR_FRACTION
-        estimate = self._estimate(handle, status, now)
-        if estimate is not None:
-            jitter = 1.0 + _ETA_MARGIN * (1.0 + self._rng.random())
-            return min(policy.cap, max(floor, estimate * jitter))
+        remaining = self._estimate(handle, status, now)
+        if remaining is not None:
+            if remaining > _REFINE_ABOVE * floor:
+                # Far from the end the estimate is rough: look again shortly
+                # before it, when a longer baseline makes it sharp.
+                delay = remaining * _REFINE_AT
+            else:
+                delay = remaining * (1.0 + _ETA_MARGIN * (1.0 + self._rng.random()))
+            return min(policy.cap, max(floor, delay))
         handle._s_attempt += 1
         return self._delay(policy, handle._s_attempt)
 
     def _estimate(self, handle: JobHandle, status: JobStatus, now: float) -> float | None:
-        """Seconds to the completion estimated from two progress observations."""
+        """
+        Seconds to completion, from the progress rate since the anchor.
+
+        The anchor is the first progress seen while running (reset if
+        progress goes down); the longer the baseline, the smaller the error
+        from coarse progress values ("45%").
+        """
         progress = status.progress
         if progress is None or status.state is not JobState.RUNNING:
+            handle._s_prog = None
             return None
-        previous: tuple[float, float] | None = handle._s_prog
-        if previous is None or progress < previous[1]:
+        anchor: tuple[float, float] | None = handle._s_prog
+        if anchor is None or progress < anchor[1]:
             handle._s_prog = (now, progress)
             return None
-        then, before = previous
+        then, before = anchor
         if progress == before or now <= then:
-            # No new information: estimate from the last rate if a poll is
-            # already overdue, else fall back to the cadence.
-            return None
-        handle._s_prog = (now, progress)
+            return None  # no new information: the cadence decides
         rate = (progress - before) / (now - then)
         return max(0.0, 1.0 - progress) / rate
 
@@ -603,6 +622,20 @@ class Scheduler:
             if math.isinf(delay):
                 await event.wait()
                 return
+            if self._real_time:
+                # The production seam is the event loop's own clock: a timer
+                # that sets the event (asyncio), or a cancel-scope deadline, is
+                # far cheaper than a timer task per sleep.
+                if self._loop is not None:
+                    handle = self._loop.call_later(delay, event.set)
+                    try:
+                        await event.wait()
+                    finally:
+                        handle.cancel()
+                    return
+                with anyio.move_on_after(delay):
+                    await event.wait()
+                return
             async with anyio.create_task_group() as tg:
 
                 async def timer() -> None:
@@ -618,7 +651,10 @@ class Scheduler:
 
     def _pop_due(self, now: float) -> None:
         heap = self._heap
-        while heap and heap[0][0] <= now:
+        # In real time, jobs due within the next millisecond go now too: one
+        # wake-up serves them all (a poll a millisecond early changes nothing).
+        horizon = now + _EARLY if self._real_time else now
+        while heap and heap[0][0] <= horizon:
             _, seq, handle = heapq.heappop(heap)
             if handle._s_phase is not _Phase.SCHEDULED or handle._s_seq != seq:
                 continue  # stale: resolved, or rescheduled since
@@ -730,6 +766,13 @@ class Scheduler:
             handle._s_phase = _Phase.IN_FLIGHT
             batch.append(handle)
         return batch, single
+
+    def _any_ready(self) -> bool:
+        # A loop, not any(<generator>): this runs after every poll.
+        for prov in self._providers.values():  # noqa: SIM110
+            if prov.ready:
+                return True
+        return False
 
     def _batching(self, prov: _Provider, kind: str) -> bool:
         """Whether the next poll of ``kind`` should be a list call."""
@@ -862,7 +905,9 @@ class Scheduler:
             prov.breaker_opens = 0
         prov.failures = 0
         prov.rate_limits = 0
-        prov.retry_budget.record_success()
+        budget = prov.retry_budget
+        if budget.tokens < budget.capacity:
+            budget.record_success()
         if prov.rate_factor < 1.0:
             prov.rate_factor = min(1.0, prov.rate_factor + _RATE_RECOVERY)
 
@@ -885,11 +930,14 @@ class Scheduler:
                 self._in_flight -= 1
             for handle in resolved:
                 await self._notify(handle)
-            if any(p.ready for p in self._providers.values()):
+            now = self._clock()
+            if self._heap and self._heap[0][0] <= now:
+                self._pop_due(now)
+            if self._any_ready():
                 # Capacity freed for jobs waiting on it: dispatch from here and
                 # take the first poll ourselves (no driver wake-up, no event).
                 self._self_serve = 1
-                next_at = self._dispatch(self._clock())
+                next_at = self._dispatch(now)
                 self._self_serve = 0
                 if next_at < self._sleep_until:
                     self._wake()
@@ -1083,7 +1131,7 @@ class Scheduler:
     def _observe(
         self, handle: JobHandle, status: JobStatus, now: float, resolved: list[JobHandle]
     ) -> None:
-        if handle.done():
+        if handle._s_phase is _Phase.DONE:
             return  # terminal states are sticky (#29)
         handle._s_errors = 0
         previous = handle.status
