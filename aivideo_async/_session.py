@@ -32,6 +32,7 @@ import hashlib
 import ipaddress
 import json as _jsonlib
 import logging
+import math
 import os
 import pathlib
 import re
@@ -749,12 +750,40 @@ class _State(enum.Enum):
 
 
 class _AttemptNotes:
-    """What one attempt learned that the retry loop needs (a server hint)."""
+    """
+    What one attempt learned that the retry loop needs (a server hint), and
+    the time the call's deadline leaves it (``None``: no deadline).
+    """
 
-    __slots__ = ("retry_after",)
+    __slots__ = ("remaining", "retry_after")
 
-    def __init__(self) -> None:
+    def __init__(self, remaining: float | None = None) -> None:
         self.retry_after: float | None = None
+        self.remaining = remaining
+
+    def clamp(self, timeouts: Timeouts) -> Timeouts:
+        """``timeouts`` shortened so that this attempt ends by the call's deadline."""
+        left = self.remaining
+        if left is None or (timeouts.total is not None and timeouts.total <= left):
+            return timeouts
+        left = max(left, 0.001)  # already past it: the attempt times out at once
+        return Timeouts(
+            connect=min(timeouts.connect, left), read=min(timeouts.read, left), total=left
+        )
+
+
+def _check_deadline(deadline: object) -> None:
+    if deadline is None:
+        return
+    if (
+        isinstance(deadline, bool)
+        or not isinstance(deadline, int | float)
+        or not math.isfinite(deadline)
+        or deadline <= 0
+    ):
+        raise InvalidInput(
+            field="deadline", value=deadline, expected="None or a positive number of seconds"
+        )
 
 
 class Session:
@@ -1104,16 +1133,19 @@ class Session:
         idempotent: bool,
         authenticated: bool,
         attempt_fn: Callable[[Mapping[str, str], _AttemptNotes], Awaitable[_T]],
+        deadline: float | None = None,
     ) -> _T:
         retry = self._retry
         retries = 0
         auth_refreshed = False
         started = self._clock()
+        # Measured on the injected (monotonic) clock, like every delay (RELIABILITY #32).
+        ends_at = None if deadline is None else started + deadline
         while True:
             auth_headers: Mapping[str, str] = {}
             if authenticated and self._auth is not None:
                 auth_headers = await self._auth.headers()
-            notes = _AttemptNotes()
+            notes = _AttemptNotes(None if ends_at is None else ends_at - self._clock())
             try:
                 result = await attempt_fn(auth_headers, notes)
             except AuthenticationError:
@@ -1127,13 +1159,28 @@ class Session:
                 ):
                     raise
                 auth_refreshed = True
-                if not idempotent:
+                if not idempotent or (ends_at is not None and self._clock() >= ends_at):
                     raise
                 _log.debug("%s [%s]: credential refreshed; resending", endpoint, self.provider)
                 continue
             except AIVideoError as exc:
                 delay = self._retry_delay(exc, notes, idempotent=idempotent, retries=retries)
                 if delay is None:
+                    raise
+                if ends_at is not None and self._clock() + delay >= ends_at:
+                    # The retry could not even start before the deadline: a Retry-After
+                    # longer than the time left is surfaced now, not slept through
+                    # (RELIABILITY #13, #26).
+                    _log.debug(
+                        "%s [%s]: a retry in %.3f s would pass the %.3f s deadline "
+                        "(%.3f s left); giving up: %s",
+                        endpoint,
+                        self.provider,
+                        delay,
+                        deadline,
+                        ends_at - self._clock(),
+                        _reason(exc),
+                    )
                     raise
                 timeout = isinstance(exc, ReadTimeout | TotalTimeout | PoolTimeout)
                 if not self.retry_budget.try_acquire(timeout=timeout):
@@ -1157,6 +1204,8 @@ class Session:
                     _reason(exc),
                 )
                 await self._sleep(delay)
+                if ends_at is not None and self._clock() >= ends_at:
+                    raise  # the sleep overran (a real clock): no time left to try
                 continue
             self.retry_budget.record_success()
             return result
@@ -1219,6 +1268,7 @@ class Session:
         max_bytes: int | None = None,
         authenticated: bool = True,
         absolute: bool = False,
+        deadline: float | None = None,
     ) -> Response:
         """
         Send one API call and return the complete response.
@@ -1242,6 +1292,11 @@ class Session:
             authenticated: add the auth headers.
             absolute: ``path`` is a full URL (e.g. a presigned upload URL);
                 no auth and no session headers are sent to it.
+            deadline: seconds from now (on the session's clock) for the
+                whole call, retries included: each attempt's timeouts are
+                shortened to end by it, and a retry whose backoff or
+                ``Retry-After`` would end at or after it is not made (the
+                last error is raised at once; RELIABILITY #13, #26).
 
         Returns:
             The :class:`Response`.
@@ -1259,6 +1314,7 @@ class Session:
             status = resp.json()
         """
         method = method.upper()
+        _check_deadline(deadline)
         url, endpoint = self._build_url(method, path, path_params, absolute=absolute)
         if json is not None and data is not None:
             raise InvalidInput(field="data", value="<body>", expected="not both json and data")
@@ -1286,7 +1342,7 @@ class Session:
                 params=params,
                 body=body,
                 headers=self._request_headers(auth_headers, extra, absolute=absolute),
-                timeouts=per_call,
+                timeouts=notes.clamp(per_call),
                 expect_json=expect_json,
                 cap=cap,
                 notes=notes,
@@ -1298,6 +1354,7 @@ class Session:
             idempotent=is_idempotent,
             authenticated=authenticated and not absolute,
             attempt_fn=attempt,
+            deadline=deadline,
         )
 
     @contextlib.asynccontextmanager
