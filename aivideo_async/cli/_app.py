@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -37,6 +38,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit codes: 0 ok; 1 a job failed, timed out or is unknown; 2 usage or bad "
+    "manifest (nothing sent); 3 provider error; 4 network error; 5 create outcome unknown "
+    "(see `aivideo reconcile`); 6 no key; 7 not confirmed (nothing sent); 70 internal "
+    "error; 130 interrupted (re-run to resume).",
 )
 
 
@@ -55,6 +60,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     debug: Annotated[
         bool,
         typer.Option("--debug", help="Show tracebacks and the library's debug log on errors."),
@@ -66,6 +72,19 @@ def _root(
 ) -> None:
     """The aivideo command line."""
     state.debug = debug or os.environ.get("AIVIDEO_DEBUG", "") not in ("", "0")
+    if state.debug:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        library = logging.getLogger("aivideo_async")
+        previous = library.level
+        library.addHandler(handler)
+        library.setLevel(logging.DEBUG)
+
+        def restore() -> None:
+            library.removeHandler(handler)
+            library.setLevel(previous)
+
+        ctx.call_on_close(restore)
 
 
 def _leaf(exc: BaseException) -> BaseException:

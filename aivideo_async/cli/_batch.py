@@ -483,7 +483,13 @@ def _console(plain: bool) -> Console:
     return Console(highlight=False, force_terminal=False if plain else None)
 
 
-@app.command()
+@app.command(
+    epilog="Manifest: one JSON object per line, e.g. "
+    '{"provider": "aivideomaker", "kind": "t2v", "params": {"prompt": "waves", '
+    '"duration": 5}, "key": "row-1"}. Kinds: miraflow video, video-from-audio, image, '
+    "edit-image, inpaint; aivideomaker t2v, i2v, lv, t2v_v3, i2v_v3; nemovideo render "
+    "(params: session_id). params are the builder's keyword arguments."
+)
 def batch(
     manifest: Annotated[Path, typer.Argument(help="JSON Lines: provider, kind, params, key.")],
     journal: JournalOpt,

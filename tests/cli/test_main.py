@@ -44,3 +44,21 @@ def test_emulator_passes_its_arguments_to_the_emulator_main(
     assert main(["emulator", "--help"]) == 0
     assert "--time-scale" in capsys.readouterr().out
     assert main(["emulator", "--time-scale", "-1"]) == 2
+
+
+def test_a_missing_key_is_asked_for_with_hidden_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aivideo_async.cli import _clients
+
+    asked: list[tuple[str, dict[str, object]]] = []
+
+    def fake_prompt(text: str, **kwargs: object) -> str:
+        asked.append((text, kwargs))
+        return "typed-key"
+
+    monkeypatch.delenv("AIVIDEO_API_KEY", raising=False)
+    monkeypatch.setattr(_clients.typer, "prompt", fake_prompt)
+    key = _clients.credential("aivideomaker", prompt=True)
+    assert key is not None
+    assert key.get_secret_value() == "typed-key"
+    assert asked == [("AIVIDEO_API_KEY (input hidden)", {"hide_input": True})]
+    assert "typed-key" not in repr(key)
