@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import typer
 
 from aivideo_async import __version__
 from aivideo_async.cli import INSTALL_HINT, main
@@ -56,7 +57,7 @@ def test_a_missing_key_is_asked_for_with_hidden_input(monkeypatch: pytest.Monkey
         return "typed-key"
 
     monkeypatch.delenv("AIVIDEO_API_KEY", raising=False)
-    monkeypatch.setattr(_clients.typer, "prompt", fake_prompt)
+    monkeypatch.setattr(typer, "prompt", fake_prompt)
     key = _clients.credential("aivideomaker", prompt=True)
     assert key is not None
     assert key.get_secret_value() == "typed-key"
