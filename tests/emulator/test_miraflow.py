@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+from typing import Any
 
 import aiohttp
 import pytest
@@ -246,30 +247,33 @@ async def test_media_initialize_validates(http: aiohttp.ClientSession, emulator:
     assert fin.status == 404
 
 
-async def test_image_generate_poll_and_png(http: aiohttp.ClientSession, emulator: Emulator) -> None:
-    body = {
-        "prompt": "portrait",
-        "name": "p1",
-        "aspectRatio": "3:4",
-        "negativePrompt": "x",
-        "seed": 7,
-    }
-    r = await http.post(f"{emulator.base_url}/api/image/generate", json=body, headers=KEY)
-    job = (await r.json())["jobId"]
-    first = await (await http.get(f"{emulator.base_url}/api/image/{job}", headers=KEY)).json()
-    assert first["status"] in ("inference_started", "inference_working")
-    emulator.advance(60)
-    done = await (await http.get(f"{emulator.base_url}/api/image/{job}", headers=KEY)).json()
-    assert done["status"] == "inference_complete"
-    png = await (await http.get(done["downloadUrl"])).read()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert struct.unpack(">II", png[16:24]) == (72, 96)
-    general = await (await http.get(f"{emulator.base_url}/api/job/{job}", headers=KEY)).json()
-    assert general["type"] == "GEMINI_IMAGE"
-    assert "downloadUrl" in general
-    # The image status route does not serve video jobs.
-    video = await _create_video(http, emulator)
-    assert (await http.get(f"{emulator.base_url}/api/image/{video}", headers=KEY)).status == 404
+async def test_image_generate_poll_and_png(
+    http: aiohttp.ClientSession, emulator_factory: Any
+) -> None:
+    async with emulator_factory(EmulatorConfig(job_duration=(10.0, 10.0))) as emulator:
+        body = {
+            "prompt": "portrait",
+            "name": "p1",
+            "aspectRatio": "3:4",
+            "negativePrompt": "x",
+            "seed": 7,
+        }
+        r = await http.post(f"{emulator.base_url}/api/image/generate", json=body, headers=KEY)
+        job = (await r.json())["jobId"]
+        first = await (await http.get(f"{emulator.base_url}/api/image/{job}", headers=KEY)).json()
+        assert first["status"] in ("inference_started", "inference_working")
+        emulator.advance(60)
+        done = await (await http.get(f"{emulator.base_url}/api/image/{job}", headers=KEY)).json()
+        assert done["status"] == "inference_complete"
+        png = await (await http.get(done["downloadUrl"])).read()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert struct.unpack(">II", png[16:24]) == (72, 96)
+        general = await (await http.get(f"{emulator.base_url}/api/job/{job}", headers=KEY)).json()
+        assert general["type"] == "GEMINI_IMAGE"
+        assert "downloadUrl" in general
+        # The image status route does not serve video jobs.
+        video = await _create_video(http, emulator)
+        assert (await http.get(f"{emulator.base_url}/api/image/{video}", headers=KEY)).status == 404
 
 
 @pytest.mark.parametrize(

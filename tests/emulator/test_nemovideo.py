@@ -317,46 +317,58 @@ async def _ready_session(
 ) -> tuple[dict[str, str], str, dict[str, Any]]:
     auth = await login(http, emu)
     sid = await new_session(http, emu, auth)
-    await run(http, emu, auth, sid, "make a video")
-    emu.advance(60)
-    return auth, sid, (await get_state(http, emu, auth, sid))["state"]["draft"]
+    # A draft as a generation turn leaves it (that path is tested above).
+    draft = {"d": 5000, "m": {"title": "t"}, "t": [{"tt": 0, "sg": [{"id": "c", "d": 5000}]}]}
+    return auth, sid, draft
 
 
-async def test_render_submit_poll_download(http: aiohttp.ClientSession, emulator: Emulator) -> None:
-    auth, sid, draft = await _ready_session(http, emulator)
-    base = emulator.base_url
-    body = {
-        "id": "render_1",
-        "sessionId": sid,
-        "draft": draft,
-        "output": {"format": "mp4", "quality": "high"},
-    }
-    r = await http.post(f"{base}/api/render/proxy/lambda", json=body, headers=auth)
-    assert (await r.json()) == {
-        "success": True,
-        "data": {"id": "render_1", "status": "pending", "progress": 5},
-    }
-    again = await http.post(f"{base}/api/render/proxy/lambda", json=body, headers=auth)
-    assert again.status == 409
-    poll = await (await http.get(f"{base}/api/render/proxy/lambda/render_1", headers=auth)).json()
-    assert poll["status"] == "pending"
-    assert poll["progress"] == 5
-    assert (
-        await http.get(f"{base}/api/render/proxy/render_1/download", headers=auth)
-    ).status == 404
-    emulator.advance(60)
-    poll = await (await http.get(f"{base}/api/render/proxy/lambda/render_1", headers=auth)).json()
-    assert poll["status"] == "completed"
-    assert poll["progress"] == 100
-    assert poll["output"]["size"] == len(sample_mp4())
-    assert poll["output"]["duration"] == 5.0
-    assert await (await http.get(poll["output"]["url"])).read() == sample_mp4()
-    r = await http.get(f"{base}/api/render/proxy/render_1/download", headers=auth)
-    assert await r.read() == sample_mp4()
-    r = await http.post(f"{base}/api/render/proxy/lambda/render_1/cancel", headers=auth)
-    assert r.status == 400
-    other = await login(http, emulator, "someone-else")
-    assert (await http.get(f"{base}/api/render/proxy/lambda/render_1", headers=other)).status == 404
+SLOW = EmulatorConfig(job_duration=(10.0, 10.0))  # renders stay pending until advance()
+
+
+async def test_render_submit_poll_download(
+    http: aiohttp.ClientSession, emulator_factory: Any
+) -> None:
+    async with emulator_factory(SLOW) as emulator:
+        auth, sid, draft = await _ready_session(http, emulator)
+        base = emulator.base_url
+        body = {
+            "id": "render_1",
+            "sessionId": sid,
+            "draft": draft,
+            "output": {"format": "mp4", "quality": "high"},
+        }
+        r = await http.post(f"{base}/api/render/proxy/lambda", json=body, headers=auth)
+        assert (await r.json()) == {
+            "success": True,
+            "data": {"id": "render_1", "status": "pending", "progress": 5},
+        }
+        again = await http.post(f"{base}/api/render/proxy/lambda", json=body, headers=auth)
+        assert again.status == 409
+        poll = await (
+            await http.get(f"{base}/api/render/proxy/lambda/render_1", headers=auth)
+        ).json()
+        assert poll["status"] == "pending"
+        assert poll["progress"] == 5
+        assert (
+            await http.get(f"{base}/api/render/proxy/render_1/download", headers=auth)
+        ).status == 404
+        emulator.advance(60)
+        poll = await (
+            await http.get(f"{base}/api/render/proxy/lambda/render_1", headers=auth)
+        ).json()
+        assert poll["status"] == "completed"
+        assert poll["progress"] == 100
+        assert poll["output"]["size"] == len(sample_mp4())
+        assert poll["output"]["duration"] == 5.0
+        assert await (await http.get(poll["output"]["url"])).read() == sample_mp4()
+        r = await http.get(f"{base}/api/render/proxy/render_1/download", headers=auth)
+        assert await r.read() == sample_mp4()
+        r = await http.post(f"{base}/api/render/proxy/lambda/render_1/cancel", headers=auth)
+        assert r.status == 400
+        other = await login(http, emulator, "someone-else")
+        assert (
+            await http.get(f"{base}/api/render/proxy/lambda/render_1", headers=other)
+        ).status == 404
 
 
 async def test_render_cancel_and_validation(
