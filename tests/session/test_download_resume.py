@@ -8,16 +8,19 @@ when the connection drops and what each (ranged) answer says.
 from __future__ import annotations
 
 import asyncio
+import logging
 import pathlib
 from collections.abc import Callable
 
 import pytest
+from aiohttp import web
 
 from aivideo_async._config import RetryPolicy
 from aivideo_async._exceptions import DownloadError, RemoteDisconnected
-from aivideo_async._session import Session
+from aivideo_async._secret import Secret
+from aivideo_async._session import HeaderKeyAuth, Session
 
-from .conftest import RecordingSleep, ServeRaw, read_request
+from .conftest import API_KEY, RecordingSleep, Serve, ServeRaw, read_request
 
 pytestmark = pytest.mark.anyio
 
@@ -301,3 +304,45 @@ async def test_an_unasked_for_part_is_refused(
             await session.download(f"{base}/v.mp4", tmp_path / "v.mp4", absolute=True)
     assert caught.value.status_code == 206
     assert leftovers(tmp_path) == []
+
+
+async def test_resume_through_a_redirect_sends_no_credentials_and_logs_no_secret_reliability_35_39(
+    serve: Serve,
+    serve_raw: ServeRaw,
+    key: Secret,
+    fake_sleep: RecordingSleep,
+    tmp_path: pathlib.Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """
+    RELIABILITY #34/#35/#39: the retry goes back through the API (with the key),
+    which redirects to the CDN again; only the CDN hop carries the Range, no hop
+    to the CDN carries the key, and no log line shows the key or the signature.
+    """
+    caplog.set_level(logging.DEBUG)
+    cdn = Origin(full(headers=RESUMABLE), serve_rest)
+    cdn_base = await serve_raw(cdn)
+    api_keys: list[str | None] = []
+
+    async def api(request: web.Request) -> web.Response:
+        api_keys.append(request.headers.get("x-api-key"))
+        raise web.HTTPFound(f"{cdn_base}/v.mp4?X-Amz-Signature=sig-SECRET-123")
+
+    app = web.Application()
+    app.router.add_get("/api/video/{id}/download", api)
+    base = await serve(app)
+    dest = tmp_path / "v.mp4"
+    async with Session(
+        provider="p", base_url=base, auth=HeaderKeyAuth("x-api-key", key), sleep=fake_sleep
+    ) as session:
+        await session.download(
+            "/api/video/{id}/download", dest, path_params={"id": "v1"}, progress=cdn.progress
+        )
+    assert dest.read_bytes() == VIDEO
+    assert api_keys == [API_KEY, API_KEY]
+    assert [range_start(h) for h in cdn.requests] == [None, HALF]
+    assert all("x-api-key" not in h for h in cdn.requests)
+    messages = "\n".join(r.getMessage() for r in caplog.records)
+    assert "following HTTP 302" in messages  # the hops were logged
+    assert API_KEY not in messages
+    assert "sig-SECRET-123" not in messages

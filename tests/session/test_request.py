@@ -447,3 +447,37 @@ async def test_non_json_4xx_still_maps_by_status(serve: Serve, key: Secret) -> N
         with pytest.raises(NotFound) as caught:
             await session.request("GET", "/404")
     assert caught.value.body == "<html>Not Found</html>"
+
+
+@pytest.mark.parametrize("status", [301, 303, 307, 308])
+@pytest.mark.parametrize("method", ["POST", "GET"])
+async def test_no_redirect_status_is_followed_reliability_21(
+    serve: Serve, key: Secret, status: int, method: str
+) -> None:
+    """
+    RELIABILITY #21: every redirect status, including 307/308 (which aiohttp
+    would follow re-sending the body and the key), is an UnexpectedRedirect.
+    """
+    other_hits: list[str] = []
+
+    async def other(request: web.Request) -> web.Response:
+        other_hits.append(request.method)
+        return web.json_response({"jobId": "stolen"})
+
+    other_app = web.Application()
+    other_app.router.add_route("*", "/{tail:.*}", other)
+    other_base = await serve(other_app)
+
+    async def redirecting(request: web.Request) -> web.Response:
+        return web.Response(status=status, headers={"Location": f"{other_base}/create?sig=1"})
+
+    app = web.Application()
+    app.router.add_route(method, "/api/video/create", redirecting)
+    base = await serve(app)
+    body = {"a": 1} if method == "POST" else None
+    async with session_for(base, key) as session:
+        with pytest.raises(UnexpectedRedirect) as caught:
+            await session.request(method, "/api/video/create", json=body)
+    assert other_hits == []
+    assert caught.value.status_code == status
+    assert caught.value.location == f"{other_base}/create"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 from aiohttp import web
 
-from aivideo_async._config import RetryPolicy
+from aivideo_async._config import RetryPolicy, Timeouts
 from aivideo_async._exceptions import (
     RateLimited,
     RemoteDisconnected,
@@ -276,3 +277,113 @@ async def test_retries_logged_at_debug_with_reason_and_no_query(
     assert "GET /r" in retry_lines[0]
     assert all("qs-secret" not in m for m in messages)
     assert all(r.levelno == logging.DEBUG for r in caplog.records if "retry" in r.getMessage())
+
+
+async def test_get_read_timeout_is_retried_and_charged_the_timeout_cost_reliability_24(
+    serve: Serve, key: Secret, fake_sleep: RecordingSleep
+) -> None:
+    """
+    RELIABILITY #24: a GET that times out is retried with jitter and costs the
+    budget ``timeout_cost`` (10), not ``retry_cost`` (5). A 0.2 s real read
+    timeout: real time is the thing under test.
+    """
+    release = asyncio.Event()
+    hits: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        hits.append(1)
+        if len(hits) == 1:
+            await release.wait()  # silent until the client gave up
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/r", handler)
+    base = await serve(app)
+    async with make_session(base, key, fake_sleep) as session:
+        resp = await session.request("GET", "/r", timeouts=Timeouts(connect=1, read=0.2, total=5))
+        tokens = session.retry_budget.tokens
+    release.set()
+    assert resp.json() == {"ok": True}
+    assert len(hits) == 2
+    assert fake_sleep.calls == [0.25]  # full jitter: half of the 0.5 s first ceiling
+    assert tokens == 500 - 10 + 1
+
+
+async def test_get_reset_mid_response_is_retried_reliability_24(
+    serve_raw: ServeRaw, key: Secret, fake_sleep: RecordingSleep
+) -> None:
+    """RELIABILITY #24: a connection reset (RST) in the middle of a GET's body is retried."""
+    requests = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        await read_request(reader)
+        requests += 1
+        body = b'{"status": "inference_working", "progress": 40}'
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        if requests == 1:
+            writer.write(head % len(body) + body[:10])
+            await writer.drain()
+            writer.transport.abort()  # RST
+            return
+        writer.write(head % len(body) + body)
+        await writer.drain()
+
+    base = await serve_raw(handler)
+    async with make_session(base, key, fake_sleep) as session:
+        resp = await session.request("GET", "/r")
+    assert resp.json() == {"status": "inference_working", "progress": 40}
+    assert requests == 2
+    assert fake_sleep.calls == [0.25]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"])
+async def test_idempotent_methods_are_retried_by_default(
+    serve: Serve, key: Secret, fake_sleep: RecordingSleep, method: str
+) -> None:
+    app, hits = flaky_app(failures=2)
+    base = await serve(app)
+    async with make_session(base, key, fake_sleep) as session:
+        resp = await session.request(method, "/r")
+    assert resp.status == 200
+    assert hits == [method] * 3
+    assert len(fake_sleep.calls) == 2
+
+
+async def test_post_declared_idempotent_is_retried(
+    serve: Serve, key: Secret, fake_sleep: RecordingSleep
+) -> None:
+    """A caller may declare a POST safe to repeat (e.g. a search); then it is retried."""
+    app, hits = flaky_app(failures=1)
+    base = await serve(app)
+    async with make_session(base, key, fake_sleep) as session:
+        resp = await session.request("POST", "/r", json={"q": 1}, idempotent=True)
+    assert resp.json() == {"ok": True}
+    assert hits == ["POST", "POST"]
+
+
+async def test_a_wall_clock_jump_does_not_touch_the_deadline_reliability_32(
+    serve: Serve, key: Secret, fake_sleep: RecordingSleep, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    RELIABILITY #32: the wall clock jumps a day forward mid-call; the deadline
+    is on the monotonic clock, so the retry still happens.
+    """
+    real_time = time.time
+    hits: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        hits.append(1)
+        if len(hits) == 1:
+            monkeypatch.setattr(time, "time", lambda: real_time() + 86_400)
+            return web.json_response({"error": "busy"}, status=503)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/r", handler)
+    base = await serve(app)
+    async with make_session(base, key, fake_sleep) as session:
+        resp = await session.request("GET", "/r", deadline=60)
+    assert resp.json() == {"ok": True}
+    assert len(hits) == 2
+    assert fake_sleep.calls == [0.25]

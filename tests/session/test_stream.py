@@ -8,11 +8,13 @@ from collections.abc import Mapping
 import pytest
 from aiohttp import web
 
+from aivideo_async._config import Limits
 from aivideo_async._exceptions import (
     APIStatusError,
     AuthenticationError,
     InsufficientCredits,
     RemoteDisconnected,
+    ResponseTooLarge,
     UnexpectedContentType,
 )
 from aivideo_async._secret import Secret
@@ -118,3 +120,27 @@ async def test_stream_reset_mid_body_is_remote_disconnected(serve_raw: ServeRaw)
             await consume(session)
     assert b"".join(got) == b"data: "
     assert caught.value.request_sent is True
+
+
+async def test_stream_error_body_over_cap_stops_reading_reliability_22(serve: Serve) -> None:
+    """RELIABILITY #22: an error answer to a stream is read capped, like any body."""
+
+    async def huge_error(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(status=500, headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        try:
+            for _ in range(1000):
+                await resp.write(b" " * 65536)
+        except (ConnectionError, RuntimeError):
+            pass
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/run_sse", huge_error)
+    base = await serve(app)
+    limits = Limits(max_response_bytes=10_000)
+    async with Session(provider="p", base_url=base, limits=limits) as session:
+        with pytest.raises(ResponseTooLarge) as caught:
+            async with session.stream("POST", "/run_sse"):
+                pytest.fail("entered a failed stream")
+    assert caught.value.limit == 10_000
