@@ -30,6 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m aivideo_async.emulator",
         description="Serve the Miraflow/NemoVideo/AIVideoMaker emulator on one port.",
+        epilog=(
+            "Admin (no auth): GET /__emulator__/stats, POST /__emulator__/reset, "
+            "GET|POST|DELETE /__emulator__/faults, POST /__emulator__/advance. "
+            "Fault kinds, endpoint classes and params: "
+            "python -c 'import aivideo_async.emulator._faults as f; help(f)'. "
+            'A --faults file holds e.g. [{"endpoint": "miraflow.create", '
+            '"kind": "drop_after_commit", "schedule": [1]}].'
+        ),
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
@@ -46,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         help="job duration range in seconds, before the time scale",
     )
     p.add_argument("--failure-rate", type=float, default=0.0, help="share of jobs that fail")
+    p.add_argument(
+        "--initial-credits", type=int, default=1_000_000, help="credits of every key on first use"
+    )
     p.add_argument(
         "--query-limit",
         type=int,
@@ -85,6 +96,7 @@ def _parse(argv: Sequence[str] | None) -> tuple[EmulatorConfig, argparse.Namespa
             time_scale=args.time_scale,
             job_duration=tuple(args.job_duration),
             failure_rate=args.failure_rate,
+            initial_credits=args.initial_credits,
             aivideomaker_query_limit=args.query_limit,
             nemovideo_token_limit=args.nemovideo_token_limit,
             faults=faults,

@@ -171,9 +171,13 @@ def test_cli_arguments(tmp_path: pathlib.Path) -> None:
     faults = tmp_path / "faults.json"
     faults.write_text(json.dumps([{"endpoint": "*.create", "kind": "drop_after_commit"}]))
     config = config_from_args(
-        ["--port", "0", "--seed", "5", "--time-scale", "0.5", "--faults", str(faults)]
+        [
+            *("--port", "0", "--seed", "5", "--time-scale", "0.5", "--faults", str(faults)),
+            *("--initial-credits", "7", "--failure-rate", "0.25", "--job-duration", "1", "3"),
+        ]
     )
     assert (config.seed, config.time_scale, config.port) == (5, 0.5, 0)
+    assert (config.initial_credits, config.failure_rate, config.job_duration) == (7, 0.25, (1, 3))
     assert config.faults[0].kind == "drop_after_commit"
     faults.write_text(json.dumps([{"kind": "nope"}]))
     with pytest.raises(SystemExit):
