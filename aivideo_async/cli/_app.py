@@ -172,7 +172,7 @@ async def _call(main: Callable[[], Awaitable[int | None]]) -> int | None:
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the emulator (durations, faults).")] = 0,
     jobs: Annotated[
-        int, typer.Option(min=3, max=500, help="How many jobs in the mixed batch.")
+        int, typer.Option(min=8, max=500, help="How many jobs in the mixed batch.")
     ] = 30,
     out: Annotated[Path, typer.Option(help="Folder for the results and the demo journal.")] = Path(
         "aivideo-demo-out"

@@ -52,6 +52,9 @@ DEMO_KEY = "demo-key"
 
 JOURNAL_NAME = "demo-journal.sqlite"
 
+MIN_JOBS = 8
+"""The smallest demo batch: one job of each kind, two AIVideoMaker t2v, the NemoVideo pair."""
+
 # Short but realistic: a job takes 3-10 s (images half that), polls start
 # after 0.5 s and back off to 2 s, so the whole batch ends in about 20 s.
 _JOB_DURATION = (6.0, 16.0)
@@ -216,15 +219,18 @@ def plan_batch(jobs: int, seed: int) -> list[Planned]:
         >>> len(plan), sorted({p.row.provider for p in plan})
         (30, ['aivideomaker', 'miraflow', 'nemovideo'])
     """
-    jobs = max(3, jobs)
+    jobs = max(MIN_JOBS, jobs)
     nemo = 2  # the chat turn, then the render of its draft
-    rest = jobs - nemo
+    # At least one of each kind, and two AIVideoMaker t2v: the demo's lost create is
+    # the 2nd AIVideoMaker create. The rest is shared out in proportion.
+    counts = {"mf-video": 1, "mf-image": 1, "avm-t2v": 2, "avm-i2v": 1, "avm-lv": 1}
+    rest = jobs - nemo - sum(counts.values())
     shares = [("mf-video", 8), ("mf-image", 8), ("avm-t2v", 6), ("avm-i2v", 4), ("avm-lv", 2)]
     total = sum(n for _, n in shares)
-    counts = {name: (rest * n) // total for name, n in shares}
-    for name, _ in shares:  # hand out the remainder in order
-        if sum(counts.values()) >= rest:
-            break
+    for name, n in shares:
+        counts[name] += (rest * n) // total
+    left = jobs - nemo - sum(counts.values())
+    for name, _ in shares[:left]:  # the remainder, in order
         counts[name] += 1
     plan: list[Planned] = []
     tag = f"demo/s{seed}"
@@ -357,8 +363,8 @@ class Demo:
             out["HTTP"] = sum(stats["requests"].values())
             out["creates"] = sum(stats["creates"].values())
         out["retries"] = self.events.retries
-        if self.orch is not None and self.orch._scheduler is not None:
-            sched = self.orch.scheduler.stats()
+        sched = self._scheduler_stats()
+        if sched is not None:
             out["429s"] = sched.get("rate_limited", 0)
             out["pauses"] = sched.get("pauses", 0)
             paused = [
@@ -369,6 +375,14 @@ class Demo:
             out["paused"] = ", ".join(paused) or None
         out["downloaded"] = self.summary.downloads
         return out
+
+    def _scheduler_stats(self) -> dict[str, Any] | None:
+        if self.orch is None:
+            return None
+        try:
+            return dict(self.orch.scheduler.stats())
+        except RuntimeError:  # not running (yet, or any more)
+            return None
 
     async def run(self) -> DemoSummary:
         started = time.monotonic()

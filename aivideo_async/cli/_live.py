@@ -12,7 +12,7 @@ import collections
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TextIO
+from typing import Any
 
 import anyio
 import attrs
@@ -24,7 +24,7 @@ from rich.text import Text
 
 from ._api import JobError, JobHandle, JobState
 
-__all__ = ["Row", "LiveView", "EventLog", "outcome_of"]
+__all__ = ["TERMINAL", "EventLog", "LiveView", "Row", "outcome_of"]
 
 _STYLE = {
     "planned": "dim",
@@ -70,7 +70,6 @@ class Row:
     handle: JobHandle | None = None
     phase: str = "planned"
     note: str = ""
-    detail: str = ""
     manual_progress: float | None = None
     downloaded: str | None = None
 
@@ -367,16 +366,3 @@ class LiveView:
             for line in self.events.recent:
                 parts.append(Text(line, style="dim", no_wrap=True, overflow="ellipsis"))
         return Group(*parts)
-
-
-def console_for(stream: TextIO | None = None, *, force_plain: bool = False) -> Console:
-    """
-    The console of a command: stdout, no colours when it is not a terminal.
-
-    Example:
-        >>> console_for(__import__("io").StringIO()).is_terminal
-        False
-    """
-    if force_plain:
-        return Console(file=stream, force_terminal=False, no_color=True, highlight=False)
-    return Console(file=stream, highlight=False)
