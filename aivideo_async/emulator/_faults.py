@@ -270,7 +270,23 @@ def _to_params(value: Mapping[str, Any]) -> Mapping[str, Any]:
 @attrs.frozen(kw_only=True)
 class FaultRule:
     """
-    One fault: where, what, when. See the module docstring for kinds and params.
+    One fault: where, what, when.
+
+    Endpoint classes are ``<provider>.<class>``: ``miraflow.{list, create, status,
+    metadata, download, media, upload}``, ``nemovideo.{token, session, run_sse,
+    upload, credits, state, render, render_status, render_cancel, download}`` and
+    ``aivideomaker.{create, list, detail, status, cancel, download}``.
+
+    Kinds and params (defaults): ``latency`` (seconds 0.2); ``rate_limit``
+    (retry_after 1, form "seconds"|"date"); ``server_error`` (status 500, commit
+    false); ``drop_after_commit``; ``stall_after_commit`` (seconds 30);
+    ``truncate`` (fraction 0.5); ``html`` (status 200, commit false); ``oversize``
+    (bytes 8 MiB); ``trickle`` (interval 0.1, chunk 1); ``reset_download``
+    (fraction 0.5); ``expire_signed_url``; ``sse_stall`` (after_events 1, seconds
+    30); ``sse_close_mid_event`` (after_events 1); ``sse_line_endings`` (ending
+    "lf"|"cr"|"crlf"); ``sse_fragment`` (min 1, max 7); ``token_expired``;
+    ``session_lost``. The ``aivideo_async.emulator._faults`` module docstring says
+    what each one does on the wire.
 
     Args:
         endpoint: an endpoint class or an ``fnmatch`` glob over them (``"*"``).
