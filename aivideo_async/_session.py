@@ -17,8 +17,11 @@ bindings must not have to think about:
   exception escapes and no header value reaches a message (RELIABILITY #39);
 * retries for idempotent calls only: full jitter, ``Retry-After`` in both
   forms, a shared :class:`~aivideo_async._backoff.RetryBudget`
-  (RELIABILITY #13, #24); redirects are never followed (RELIABILITY #21);
-* streaming responses (SSE) and atomic downloads (RELIABILITY #34-#37).
+  (RELIABILITY #13, #24), and an optional overall ``deadline`` per call that
+  no retry sleep may pass (RELIABILITY #26); redirects are never followed
+  (RELIABILITY #21);
+* streaming responses (SSE) and atomic downloads that resume a reset with
+  ``Range`` + ``If-Range`` when the server allows it (RELIABILITY #34-#37).
 
 Time goes through the injected ``clock``/``sleep``/``rng`` seam, so tests of
 the retry schedule never wait.
