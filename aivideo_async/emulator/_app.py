@@ -4,7 +4,8 @@ accounting and fault injection around each route, and the admin endpoints.
 
 Admin endpoints (no provider auth) live under ``/__emulator__/``:
 
-* ``GET /__emulator__/stats``: the stats JSON (see ``Emulator.stats``).
+* ``GET /__emulator__/stats``: the stats JSON (see ``Emulator.stats``);
+  ``?brief=1`` leaves out the per-fingerprint create counts.
 * ``POST /__emulator__/reset``: forget jobs, sessions, credits and counters;
   reseed; faults go back to the configured ones.
 * ``GET /__emulator__/faults``: the active rules with ``seen``/``hits`` counts.
@@ -253,8 +254,9 @@ def _wrap(state: EmulatorState, ep: Endpoint, handler: Handler) -> Handler:
 
 
 def _admin_routes(state: EmulatorState) -> list[web.RouteDef]:
-    async def stats(_request: web.Request) -> web.Response:
-        return json_response(state.snapshot())
+    async def stats(request: web.Request) -> web.Response:
+        brief = request.query.get("brief", "") not in ("", "0", "false")
+        return json_response(state.snapshot(brief=brief))
 
     async def reset(_request: web.Request) -> web.Response:
         state.reset()
@@ -426,9 +428,18 @@ class Emulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def stats(self) -> dict[str, Any]:
-        """The same JSON as ``GET /__emulator__/stats``."""
-        return self.state.snapshot()
+    def stats(self, *, brief: bool = False) -> dict[str, Any]:
+        """
+        The same JSON as ``GET /__emulator__/stats`` (``?brief=1``).
+
+        Keys: ``requests`` and ``creates`` and ``polls`` (per provider),
+        ``requests_by_endpoint`` (per endpoint class), ``creates_by_fingerprint``
+        (left out when ``brief``), ``duplicate_creates``,
+        ``duplicate_fingerprints``, ``concurrent_requests``,
+        ``max_concurrent_requests``, ``jobs`` (provider -> the provider's own
+        status string -> count), ``faults_fired`` (per kind) and ``webhooks``.
+        """
+        return self.state.snapshot(brief=brief)
 
     def set_faults(self, rules: Sequence[FaultRule]) -> None:
         """Replace every fault rule."""

@@ -430,9 +430,9 @@ class EmulatorState:
             out[provider] = counts
         return out
 
-    def snapshot(self) -> dict[str, Any]:
-        """The stats JSON."""
-        return self.stats.snapshot(self.job_counts())
+    def snapshot(self, *, brief: bool = False) -> dict[str, Any]:
+        """The stats JSON (``brief``: without ``creates_by_fingerprint``)."""
+        return self.stats.snapshot(self.job_counts(), brief=brief)
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; return early (``False``) when the server shuts down."""

@@ -99,14 +99,25 @@ class Stats:
         """Count one fault that fired."""
         self.faults_fired[kind] += 1
 
-    def snapshot(self, jobs: dict[str, dict[str, int]]) -> dict[str, Any]:
-        """Return the stats JSON object; ``jobs`` is provider -> state -> count."""
-        return {
+    def snapshot(self, jobs: dict[str, dict[str, int]], *, brief: bool = False) -> dict[str, Any]:
+        """
+        Return the stats JSON object; ``jobs`` is provider -> state -> count.
+
+        ``duplicate_fingerprints`` lists only the fingerprints created more than
+        once; ``brief`` leaves out ``creates_by_fingerprint`` (one entry per
+        distinct create: large after 100k jobs).
+        """
+        out: dict[str, Any] = {
             "requests": dict(self.requests),
             "requests_by_endpoint": dict(self.requests_by_endpoint),
             "creates": dict(self.creates),
-            "creates_by_fingerprint": dict(self.creates_by_fingerprint),
+        }
+        if not brief:
+            out["creates_by_fingerprint"] = dict(self.creates_by_fingerprint)
+        dupes = {fp: n for fp, n in self.creates_by_fingerprint.items() if n > 1}
+        return out | {
             "duplicate_creates": self.duplicate_creates,
+            "duplicate_fingerprints": dupes,
             "polls": dict(self.polls),
             "concurrent_requests": self.concurrent,
             "max_concurrent_requests": self.max_concurrent_requests,

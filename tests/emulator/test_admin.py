@@ -51,6 +51,10 @@ async def test_stats_count_requests_creates_duplicates_polls(
     assert stats["creates"] == {"miraflow": 2, "aivideomaker": 1}
     assert sorted(stats["creates_by_fingerprint"].values()) == [1, 2]
     assert stats["duplicate_creates"] == 1
+    assert list(stats["duplicate_fingerprints"].values()) == [2]
+    brief = await (await http.get(f"{base}/__emulator__/stats?brief=1")).json()
+    assert "creates_by_fingerprint" not in brief
+    assert brief["duplicate_fingerprints"] == stats["duplicate_fingerprints"]
     assert stats["polls"] == {"miraflow": 3}
     assert stats["jobs"]["miraflow"] == {"inference_complete": 2}
     assert stats["jobs"]["aivideomaker"] == {"COMPLETED": 1}
