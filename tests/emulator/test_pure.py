@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aivideo_async.emulator import EmulatorConfig, FaultRule, run_emulator
-from aivideo_async.emulator._faults import ENDPOINTS, FaultEngine
+from aivideo_async.emulator._faults import ENDPOINTS, KINDS, FaultEngine
 from aivideo_async.emulator._media import png, serve_bytes
 from aivideo_async.emulator._state import Account, Job
 from aivideo_async.emulator._stats import Stats, fingerprint
@@ -127,3 +127,25 @@ async def test_shutdown_ends_stalls_at_once() -> None:
             # Real time is the thing under test: a 120 s stall must not hold shutdown.
             with anyio.fail_after(5):
                 await emu.aclose()
+
+
+@given(
+    st.sampled_from(sorted(KINDS)),
+    st.sampled_from(["*", "*.create", "miraflow.*", "nemovideo.run_sse"]),
+    st.floats(0, 1),
+    st.none() | st.lists(st.integers(1, 100), max_size=5),
+    st.none() | st.integers(0, 10),
+)
+def test_rule_json_round_trip(
+    kind: str, endpoint: str, probability: float, schedule: list[int] | None, times: int | None
+) -> None:
+    rule = FaultRule(
+        endpoint=endpoint,
+        kind=kind,
+        probability=probability,
+        schedule=schedule,
+        times=times,
+        params=dict(KINDS[kind]),
+    )
+    again = FaultRule.from_dict(json.loads(json.dumps(rule.to_dict())))
+    assert again == rule
