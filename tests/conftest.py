@@ -5,6 +5,9 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+# The emulator fixtures (`emulator`, `emulator_factory`), as users enable them in their own suites.
+pytest_plugins = ["aivideo_async.emulator.pytest_plugin"]
+
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
