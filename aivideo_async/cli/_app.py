@@ -186,13 +186,15 @@ def demo(
 ) -> None:
     """
     Run a mixed batch of ~30 jobs against the embedded emulator, with live
-    progress, injected faults, downloads and a summary (about 20-30 s).
+    progress, injected faults, downloads and a summary (about 15-20 s).
     """
     options = DemoOptions(seed=seed, jobs=jobs, out=out, faults=not no_faults)
     console = Console(highlight=False)
+    # With --json, stdout carries only the summary; the progress goes to stderr.
+    progress = Console(highlight=False, stderr=True) if json_output else console
 
     async def main() -> int:
-        summary = await run_demo(options, console, live=not json_output)
+        summary = await run_demo(options, progress)
         if json_output:
             sys.stdout.write(json.dumps(summary.as_dict(), indent=2, sort_keys=True) + "\n")
         else:

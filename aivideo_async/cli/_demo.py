@@ -167,19 +167,19 @@ def demo_faults(seed: int) -> list[FaultRule]:
         FaultRule(
             endpoint="miraflow.status",
             kind="rate_limit",
-            schedule=[10 + shift, 40 + shift],
+            schedule=[6 + shift, 30 + shift],
             params={"retry_after": 1},
         ),
         FaultRule(
             endpoint="miraflow.status",
             kind="rate_limit",
-            schedule=[60 + shift],
+            schedule=[18 + shift],
             params={"retry_after": 3},
         ),
         FaultRule(
             endpoint="aivideomaker.list",
             kind="rate_limit",
-            schedule=[12 + shift],
+            schedule=[3 + shift],
             params={"retry_after": 2, "form": "date"},
         ),
         # Slow polls.

@@ -331,9 +331,13 @@ class LiveView:
         table.add_column("note", no_wrap=True, max_width=36, overflow="ellipsis")
         rows = list(self.rows)
         shown = {id(r) for r in rows}
-        if len(rows) > self.max_rows:
+        # Keep the totals and events on screen: a live display taller than the
+        # terminal is cropped at the bottom.
+        events = len(self.events.recent) if self.events is not None else 0
+        limit = min(self.max_rows, max(5, self.console.size.height - 8 - events))
+        if len(rows) > limit:
             # Unfinished first: they are the ones worth watching.
-            shown = {id(r) for r in [r for r in rows if not r.terminal][: self.max_rows]}
+            shown = {id(r) for r in [r for r in rows if not r.terminal][:limit]}
         for number, row in enumerate(rows, start=1):
             if id(row) not in shown:
                 continue
@@ -360,7 +364,7 @@ class LiveView:
         parts: list[RenderableType] = [table]
         hidden = len(rows) - len(shown)
         if hidden:
-            parts.append(Text(f"... and {hidden} more (finished)", style="dim"))
+            parts.append(Text(f"... {hidden} more rows not shown (unfinished first)", style="dim"))
         parts.append(Text(self.totals_line(), style="bold"))
         if self.events is not None and self.events.recent:
             for line in self.events.recent:

@@ -34,3 +34,19 @@ def test_demo_summary_has_no_duplicates_and_every_job_terminal(tmp_path: Path) -
     assert len(files) == summary["downloads"] == summary["outcomes"]["succeeded"] - 1
     assert all(p.stat().st_size > 0 for p in files)
     assert summary["wall_time_s"] < 60
+    # The progress went to stderr as plain lines, with the events as they happened.
+    progress = result.stderr
+    assert "unknown outcome: outcome of the create for key 'demo/s0/avm-t2v-02'" in progress
+    assert "reconcile: demo/s0/avm-t2v-02 -> job " in progress
+    assert "429 on a poll; pausing polls" in progress
+    assert ": retry 1 of 1 " in progress
+    assert (
+        progress.rstrip()
+        .splitlines()[-1]
+        .endswith(
+            f"30 jobs: {', '.join(f'{n} {s}' for s, n in summary['outcomes'].items())}"
+            f" | HTTP {summary['http_requests']} | creates {summary['creates_sent']}"
+            f" | retries {summary['retries']} | 429s {summary['rate_limited_polls']}"
+            f" | pauses {summary['provider_pauses']} | downloaded {summary['downloads']}"
+        )
+    )
