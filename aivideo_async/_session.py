@@ -1732,6 +1732,8 @@ class Session:
             )
         folder = target.parent if str(target.parent) else pathlib.Path(".")
         try:
+            # Like `curl --create-dirs`: a missing target folder is created, not an error.
+            folder.mkdir(parents=True, exist_ok=True)
             fh = partial.open(folder, target.name)
         except OSError as exc:
             raise DownloadError(

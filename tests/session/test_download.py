@@ -298,12 +298,14 @@ async def test_unwritable_destination_is_download_error_reliability_36(
 ) -> None:
     """RELIABILITY #36: cannot write -> DownloadError; nothing left behind."""
     base = await serve(video_app([]))
+    # The parent "folder" is a regular file: no folder can be created there, even as root.
+    (tmp_path / "not-a-dir").write_bytes(b"x")
     async with make_session(base, key, fake_sleep) as session:
         with pytest.raises(DownloadError):
             await session.download(
-                f"{base}/v/1.mp4", tmp_path / "missing-dir" / "v.mp4", absolute=True
+                f"{base}/v/1.mp4", tmp_path / "not-a-dir" / "v.mp4", absolute=True
             )
-    assert leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == ["not-a-dir"]
 
 
 async def test_failing_progress_callback_removes_the_temp_file_reliability_36(
