@@ -170,8 +170,9 @@ def test_unknown_create_fails_the_batch_then_reconcile_and_resume_finish_it(
     assert {e["outcome"] for e in json.loads(final.stdout)} == {"succeeded"}
 
 
-def test_ctrl_c_mid_batch_then_rerun_sends_no_create_twice(
-    tmp_path: Path, emulator_proc: EmulatorProcess
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "crash"])
+def test_ctrl_c_or_crash_mid_batch_then_rerun_sends_no_create_twice(
+    tmp_path: Path, emulator_proc: EmulatorProcess, sig: signal.Signals
 ) -> None:
     # Slow creates, two at a time: the interrupt lands with creates still to send.
     emulator_proc.set_faults(
@@ -193,10 +194,13 @@ def test_ctrl_c_mid_batch_then_rerun_sends_no_create_twice(
             accepted += 1
             if accepted == 2:
                 break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, (out, err)
-    assert "interrupted" in err
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, (out, err)
+        assert "interrupted: the journal is consistent" in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
     sent_before = _creates(emulator_proc)
     assert 2 <= sent_before < total  # interrupted mid-batch
 
@@ -209,7 +213,33 @@ def test_ctrl_c_mid_batch_then_rerun_sends_no_create_twice(
     unknown = [r for r in rows if r["submission"] == "unknown"]
     # Every line was created exactly once, except a create cut by the interrupt
     # that never reached the provider: that one stays unknown, never resent.
+    # (A create left `sending` by the killed process is unknown; reconcile found
+    # the ones the provider made.)
     assert len(rows) == total
     assert len(succeeded) == creates
     assert len(succeeded) + len(unknown) == total
     assert rerun.returncode == (0 if not unknown else 1), rerun.stdout + rerun.stderr
+
+
+def test_a_nemovideo_render_line_renders_once_across_reruns(
+    tmp_path: Path, emulator_proc: EmulatorProcess
+) -> None:
+    url = ["--base-url", emulator_proc.base_url]
+    chat = CliRunner().invoke(app, ["nemo", "chat", "Make a 5-second sunset clip", *url])
+    assert chat.exit_code == 0, chat.output
+    session = chat.stderr.split("session: ", 1)[1].split()[0]
+    line = {
+        "provider": "nemovideo",
+        "kind": "render",
+        "params": {"session_id": session},
+        "key": "export-1",
+    }
+    manifest = _write(tmp_path / "m.jsonl", [line])
+    args = ["batch", str(manifest), "--journal", str(tmp_path / "jobs.db"), *url, *FAST]
+    args += ["--download", str(tmp_path / "out")]
+    renders_before = emulator_proc.stats()["creates"].get("nemovideo", 0)
+    for _ in range(2):  # the second run finds the key in the journal
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert emulator_proc.stats()["creates"]["nemovideo"] == renders_before + 1
+    assert (tmp_path / "out" / "export-1.mp4").stat().st_size > 0
