@@ -302,14 +302,13 @@ class BatchRun:
         return await self.outcomes()
 
     def _row(self, key: str, provider: str, kind: str, line: int | None) -> Row:
-        row = self.by_key.get(key)
-        if row is not None:
-            return row
-        row = Row(key=key, provider=provider, kind=kind)
-        self.rows.append(row)
-        self.by_key[key] = row
         if line is not None:
             self.lines[key] = line
+        row = self.by_key.get(key)
+        if row is None:
+            row = Row(key=key, provider=provider, kind=kind)
+            self.rows.append(row)
+            self.by_key[key] = row
         return row
 
     async def _resume(self) -> None:

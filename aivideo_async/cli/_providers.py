@@ -707,7 +707,7 @@ def avm_cancel(
 
 # -- nemovideo -------------------------------------------------------------------------------
 
-Session = Annotated[str | None, typer.Option("--session", "-s", help="Session id.")]
+SessionOpt = Annotated[str | None, typer.Option("--session", "-s", help="Session id.")]
 
 
 def _event_dict(event: Any) -> dict[str, Any]:
@@ -718,7 +718,7 @@ def _event_dict(event: Any) -> dict[str, Any]:
 @nemo_app.command("chat")
 def nemo_chat(
     message: Annotated[str, typer.Argument(help="What to ask the editing agent.")],
-    session: Session = None,
+    session: SessionOpt = None,
     base_url: BaseUrl = None,
     json_output: JsonOut = False,
 ) -> None:
@@ -751,7 +751,7 @@ def nemo_chat(
 @nemo_app.command("upload")
 def nemo_upload(
     files: Annotated[list[Path], typer.Argument(help="Files to add to the session.")],
-    session: Session = None,
+    session: SessionOpt = None,
     base_url: BaseUrl = None,
     json_output: JsonOut = False,
 ) -> None:
