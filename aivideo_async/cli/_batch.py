@@ -389,6 +389,8 @@ class BatchRun:
                     file=self.files.get(row.key, ""),
                 )
             )
+        # Manifest order; jobs resumed from other runs of the journal last.
+        out.sort(key=lambda o: (o.line is None, o.line or 0))
         return out
 
 

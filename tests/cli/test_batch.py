@@ -215,7 +215,7 @@ def test_ctrl_c_or_crash_mid_batch_then_rerun_sends_no_create_twice(
     # that never reached the provider: that one stays unknown, never resent.
     # (A create left `sending` by the killed process is unknown; reconcile found
     # the ones the provider made.)
-    assert len(rows) == total
+    assert [r["line"] for r in rows] == list(range(1, total + 1))  # resumed rows too
     assert len(succeeded) == creates
     assert len(succeeded) + len(unknown) == total
     assert rerun.returncode == (0 if not unknown else 1), rerun.stdout + rerun.stderr
