@@ -62,6 +62,7 @@ import json
 import logging
 import os
 import queue
+import re
 import sqlite3
 import sys
 import threading
@@ -338,6 +339,9 @@ class ErrorInfo:
         status_code: HTTP status, when the provider answered.
         body_code: the provider's own error code, as text.
         retry_after: a 429's parsed ``Retry-After``.
+        body_digest: SHA-256 (hex) of an answer that could not be read as the
+            API promises (malformed JSON, a missing ``job_id``): the body
+            itself is not kept, its digest identifies it (RELIABILITY #20).
 
     Example:
         >>> from aivideo_async._exceptions import BadRequest
@@ -351,6 +355,7 @@ class ErrorInfo:
     status_code: int | None = None
     body_code: str | None = None
     retry_after: float | None = None
+    body_digest: str | None = None
 
     @classmethod
     def from_exception(cls, exc: BaseException, *, message: str | None = None) -> ErrorInfo:
@@ -363,8 +368,16 @@ class ErrorInfo:
                 status_code=exc.status_code,
                 body_code=None if exc.body_code is None else str(exc.body_code),
                 retry_after=exc.retry_after if isinstance(exc, RateLimited) else None,
+                body_digest=_digest_of(exc),
             )
         return cls(type=type(exc).__name__, message=(message or "")[:500])
+
+
+def _digest_of(exc: AIVideoError) -> str | None:
+    digest = getattr(exc, "body_digest", None)  # DecodeError (and any error that carries one)
+    if isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest):
+        return digest
+    return None
 
 
 @attrs.frozen(kw_only=True)

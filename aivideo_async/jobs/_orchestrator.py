@@ -10,6 +10,9 @@ The create path (ARCHITECTURE §4.1, RELIABILITY #1-#12, #23)::
         RequestNotSent      --> not_sent  --> SubmissionNotSent (resubmitted only by policy)
         429                 --> rejected, provider paused, wait max(Retry-After, 30 s),
                                 attempt 2 once; a second 429 raises RateLimited
+        insufficient credits --> rejected, and new creates of that provider are
+                                blocked (no call) for ``credits_block`` seconds or
+                                until unblock_creates(); polls go on (RELIABILITY #14)
         4xx / body error    --> rejected  --> the typed APIStatusError
         anything ambiguous  --> unknown   --> SubmissionOutcomeUnknown (never resent)
         (timeout after sending, reset, 5xx, garbled/HTML/oversize 2xx, cancellation)
@@ -42,6 +45,7 @@ from .._config import DEFAULT_POLL_POLICY, PollPolicy
 from .._exceptions import (
     AIVideoError,
     APIStatusError,
+    InsufficientCredits,
     InvalidInput,
     JobCancelled,
     JobError,
@@ -264,6 +268,10 @@ class Orchestrator:
         not_sent_attempts: attempts in all within one submit, with the policy on.
         rate_limit_max_wait: the longest wait for attempt 2 after a 429 on a
             create; a longer ``Retry-After`` raises :class:`RateLimited` at once.
+        credits_block: after a create is refused for insufficient credits, new
+            creates of that provider raise :class:`InsufficientCredits` without
+            any call for this many seconds (on ``clock``), or until
+            :meth:`unblock_creates`; polling goes on (RELIABILITY #14).
         reconcile_skew: seconds subtracted from an entry's send time when asking a
             provider for jobs created since then (clock skew allowance).
         lease_seconds: lease length on entries this orchestrator works on (only
@@ -297,6 +305,7 @@ class Orchestrator:
         resubmit_not_sent: bool = False,
         not_sent_attempts: int = 3,
         rate_limit_max_wait: float = 300.0,
+        credits_block: float = 600.0,
         reconcile_skew: float = 5.0,
         lease_seconds: float = 3600.0,
         store_payload: StorePayload = "full",
@@ -339,6 +348,18 @@ class Orchestrator:
         self._resubmit_not_sent = resubmit_not_sent
         self._not_sent_attempts = not_sent_attempts
         self._rate_limit_max_wait = float(rate_limit_max_wait)
+        checked: object = credits_block  # callers may pass anything
+        if (
+            isinstance(checked, bool)
+            or not isinstance(checked, int | float)
+            or not 0 <= checked < float("inf")
+        ):
+            raise InvalidInput(
+                field="credits_block", value=credits_block, expected="a finite number >= 0"
+            )
+        self._credits_block = float(credits_block)
+        # provider -> (clock time the block ends, the refusal that set it)
+        self._credits_blocked: dict[str, tuple[float, InsufficientCredits]] = {}
         self._reconcile_skew = float(reconcile_skew)
         self._lease_seconds = float(lease_seconds)
         self._clock = clock
@@ -364,6 +385,7 @@ class Orchestrator:
                 "unknown",
                 "existing",
                 "rate_limit_waits",
+                "credits_blocked",
             ),
             0,
         )
@@ -455,7 +477,9 @@ class Orchestrator:
         """
         Counters: ``submits``, ``creates`` (calls to ``backend.create``),
         ``accepted``, ``rejected``, ``not_sent``, ``unknown``, ``existing`` (keys
-        answered from the journal without a call), ``rate_limit_waits``.
+        answered from the journal without a call), ``rate_limit_waits``,
+        ``credits_blocked`` (submits refused without a call while a provider is
+        out of credits, RELIABILITY #14).
 
         Example:
             >>> Orchestrator().stats()["creates"]
@@ -486,6 +510,9 @@ class Orchestrator:
                 (never resent; see :meth:`reconcile`).
             SubmissionNotSent: the create provably never left.
             RateLimited: 429 on the create, twice (RELIABILITY #12).
+            InsufficientCredits: the provider refused the create for credits,
+                or refused an earlier one and creates are blocked (no call,
+                RELIABILITY #14; see :meth:`unblock_creates`).
             APIStatusError: the provider rejected the create (its typed subclass).
             InvalidInput: bad key, unknown provider, a payload the journal
                 refuses, or a key reused with a different payload.
@@ -512,6 +539,18 @@ class Orchestrator:
             lease_until=self._wall() + self._lease_seconds,
         )
         async with self._locks.hold(key):
+            blocked = self._credits_refusal(spec)
+            if blocked is not None:
+                # Out of credits: no create may be sent, and a new key is not
+                # journaled (it stays free for after the top-up). A key already
+                # journaled still answers from the journal.
+                known = await self.journal.get(key)
+                if known is not None:
+                    answer = await self._existing(known, planned)
+                    if isinstance(answer, JobHandle):
+                        return answer
+                self._stats["credits_blocked"] += 1
+                raise blocked
             # A new key goes planned -> sending in one durable write (shielded:
             # a cancel must not leave us unsure whether it happened).
             with anyio.CancelScope(shield=True):
@@ -522,6 +561,38 @@ class Orchestrator:
                     return answer
                 entry = answer
             return await self._send(scheduler, backend, spec, entry)
+
+    def unblock_creates(self, provider: str) -> None:
+        """
+        Allow creates of ``provider`` again after an insufficient-credits refusal
+        (you topped up); otherwise they are allowed again ``credits_block``
+        seconds after the refusal (RELIABILITY #14).
+
+        Example:
+            >>> Orchestrator().unblock_creates("miraflow")  # not blocked: nothing to do
+        """
+        self._credits_blocked.pop(provider, None)
+
+    def _credits_refusal(self, spec: JobSpec) -> InsufficientCredits | None:
+        """The error for a create of ``spec`` while its provider is out of credits."""
+        blocked = self._credits_blocked.get(spec.provider)
+        if blocked is None:
+            return None
+        until, cause = blocked
+        left = until - self._clock()
+        if left <= 0:
+            # Half-open: the next create goes out; a new refusal blocks again.
+            del self._credits_blocked[spec.provider]
+            return None
+        error = InsufficientCredits(
+            f"creates of {spec.provider} are blocked for {left:.0f} s more after an "
+            f"insufficient-credits refusal ({cause.message or 'no message'}); nothing "
+            "was sent. Top up, then call Orchestrator.unblock_creates()",
+            provider=spec.provider,
+            endpoint=spec.endpoint,
+            body_code=cause.body_code,
+        )
+        return error
 
     async def _existing(
         self, entry: JournalEntry, planned: JournalEntry
@@ -732,6 +803,19 @@ class Orchestrator:
                 await self._settle(key, S.UNKNOWN, exc)
                 self._stats["unknown"] += 1
                 raise self._unknown(spec, key, started, exc) from exc
+            if isinstance(exc, InsufficientCredits) and self._credits_block > 0:
+                # A credits breaker: every other create would be refused too (and
+                # may be billed attempts); polls of accepted jobs go on.
+                self._credits_blocked[spec.provider] = (
+                    self._clock() + self._credits_block,
+                    exc,
+                )
+                logger.warning(
+                    "%s: insufficient credits on a create; new creates blocked for %.0f s "
+                    "(Orchestrator.unblock_creates to lift it)",
+                    spec.provider,
+                    self._credits_block,
+                )
             await self._settle(key, S.REJECTED, exc)
             self._stats["rejected"] += 1
             raise

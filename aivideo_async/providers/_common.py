@@ -27,6 +27,8 @@ Conventions (STYLE #4, #9, #13):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import typing
 import weakref
 from collections.abc import Callable, Mapping, MutableSequence, Sequence
@@ -293,8 +295,25 @@ def structure(
             others = "; ".join(f"{text} @ {where}" for where, text in problems[1:4])
             message += f" (at {path}; also: {others})"
         raise DecodeError(
-            message, path=path, provider=provider, status_code=status_code, endpoint=endpoint
+            message,
+            path=path,
+            body_digest=_json_digest(data),
+            provider=provider,
+            status_code=status_code,
+            endpoint=endpoint,
         ) from exc
+
+
+def _json_digest(data: Any) -> str | None:
+    """
+    SHA-256 of the decoded body as canonical JSON: what a journal keeps of a
+    create answer it could not read (RELIABILITY #20), without the body itself.
+    """
+    try:
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def unstructure(converter: JsonConverter, obj: Any) -> dict[str, Any]:

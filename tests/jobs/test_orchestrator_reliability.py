@@ -1,0 +1,501 @@
+"""
+Create-path cases of the failure catalogue (RELIABILITY.md §8) that
+test_orchestrator.py and test_orchestrator_emulator.py do not already name:
+each drives a real create over loopback (the emulator with the real provider
+clients, or a small aiohttp/asyncio server where the fault needs one), counts
+what the server received and reads what the journal says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from aiohttp import web
+
+from aivideo_async._config import Limits, PollPolicy, Timeouts
+from aivideo_async._exceptions import (
+    AuthenticationError,
+    InsufficientCredits,
+    RemoteDisconnected,
+    SubmissionNotSent,
+    SubmissionOutcomeUnknown,
+)
+from aivideo_async._session import Session
+from aivideo_async.emulator import Emulator, EmulatorConfig, FaultRule, run_emulator
+from aivideo_async.jobs._journal import SubmissionState
+from aivideo_async.jobs._orchestrator import Orchestrator
+from aivideo_async.providers.miraflow import Miraflow
+
+from ._fake_provider import API_KEY, FakeBackend, spec
+
+pytestmark = pytest.mark.anyio
+
+S = SubmissionState
+AVATAR = "cmavatarstock0000000000001"
+POLL = PollPolicy(initial=0.02, factor=1.5, cap=0.1, deadline=30.0, stuck_after=None)
+CREATE_TIMEOUTS = Timeouts(connect=1.0, read=0.4, total=2.0)
+
+
+def mira_spec(mira: Miraflow, key: str) -> Any:
+    return mira.video(avatar_id=AVATAR, name=f"video {key}", text=f"Hello {key}", key=key)
+
+
+def create_requests(emu: Emulator) -> int:
+    return int(emu.stats()["requests_by_endpoint"].get("miraflow.create", 0))
+
+
+@asynccontextmanager
+async def emulator_and_client(
+    config: EmulatorConfig | None = None, **client: Any
+) -> AsyncIterator[tuple[Emulator, Miraflow]]:
+    async with AsyncExitStack() as stack:
+        emu = await stack.enter_async_context(
+            run_emulator(config or EmulatorConfig(time_scale=0.05))
+        )
+        client.setdefault("create_timeouts", CREATE_TIMEOUTS)
+        mira = await stack.enter_async_context(Miraflow("mf-key", base_url=emu.base_url, **client))
+        yield emu, mira
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def serve_raw(handler: RawHandler) -> AsyncIterator[str]:
+    """A bare asyncio server: the handler controls every byte (and the RST)."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        try:
+            await handler(reader, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(run, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP RST (SO_LINGER 0), as a crashing proxy does."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+# ---------------------------------------------------------------------------
+# Ambiguous: unknown, one create, never resent
+
+
+async def test_reset_mid_response_on_create_is_unknown_reliability_2() -> None:
+    """
+    RELIABILITY #2: the emulator commits the create, sends half the answer,
+    then resets the connection: unknown, exactly one create, never resent.
+    """
+    async with emulator_and_client() as (emu, mira):
+        emu.set_faults([FaultRule(endpoint="miraflow.create", kind="reset_download", schedule=[1])])
+        async with Orchestrator(backends=[mira], poll_policy=POLL) as orch:
+            with pytest.raises(SubmissionOutcomeUnknown) as info:
+                await orch.submit(mira_spec(mira, "row-1"), key="row-1")
+            assert type(info.value.__cause__).__name__ == "RemoteDisconnected"
+            entry = await orch.journal.get("row-1")
+            assert entry is not None
+            assert entry.state is S.UNKNOWN
+            with pytest.raises(SubmissionOutcomeUnknown):
+                await orch.submit(mira_spec(mira, "row-1"), key="row-1")
+        stats = emu.stats()
+        assert stats["faults_fired"] == {"reset_download": 1}
+        assert create_requests(emu) == 1
+        assert stats["creates"] == {"miraflow": 1}  # the provider did create it
+
+
+async def test_reset_mid_request_on_create_is_unknown_reliability_2() -> None:
+    """
+    RELIABILITY #2: the server reads the request head, then resets before
+    answering (it may have started the work): unknown, never resent.
+    """
+    heads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        reset(writer)
+
+    async with (
+        serve_raw(handler) as base,
+        FakeBackend(base) as backend,
+        Orchestrator(backends=[backend], poll_policy=POLL) as orch,
+    ):
+        with pytest.raises(SubmissionOutcomeUnknown) as info:
+            await orch.submit(spec(1), key="row-1")
+        cause = info.value.__cause__
+        assert isinstance(cause, RemoteDisconnected)
+        assert cause.request_sent is True
+        entry = await orch.journal.get("row-1")
+        assert entry is not None
+        assert entry.state is S.UNKNOWN
+        with pytest.raises(SubmissionOutcomeUnknown):
+            await orch.submit(spec(1), key="row-1")
+    assert len(heads) == 1
+    assert heads[0].startswith(b"POST /v1/jobs ")
+
+
+async def test_slow_loris_create_answer_is_ended_by_the_total_deadline_reliability_5() -> None:
+    """
+    RELIABILITY #5: the committed create's answer trickles one byte per 50 ms,
+    which never trips the 0.3 s read timeout; the 0.8 s overall deadline ends
+    it: TotalTimeout, unknown, one create.
+    """
+    timeouts = Timeouts(connect=0.5, read=0.3, total=0.8)
+    async with emulator_and_client(create_timeouts=timeouts) as (emu, mira):
+        emu.set_faults(
+            [
+                FaultRule(
+                    endpoint="miraflow.create",
+                    kind="trickle",
+                    params={"interval": 0.05, "chunk": 1},
+                    schedule=[1],
+                )
+            ]
+        )
+        async with Orchestrator(backends=[mira], poll_policy=POLL) as orch:
+            started = time.monotonic()
+            with pytest.raises(SubmissionOutcomeUnknown) as info:
+                await orch.submit(mira_spec(mira, "row-1"), key="row-1")
+            took = time.monotonic() - started
+            assert type(info.value.__cause__).__name__ == "TotalTimeout"
+            entry = await orch.journal.get("row-1")
+            assert entry is not None
+            assert (entry.state, entry.error.type if entry.error else None) == (
+                S.UNKNOWN,
+                "TotalTimeout",
+            )
+        assert took >= 0.7  # the trickle kept the read timeout from firing
+        assert create_requests(emu) == 1
+        assert emu.stats()["creates"] == {"miraflow": 1}
+
+
+async def test_malformed_or_incomplete_create_answer_is_unknown_with_digest_reliability_20() -> (
+    None
+):
+    """
+    RELIABILITY #20: a 200 whose JSON is malformed, or lacks the job id,
+    is a ProtocolError (DecodeError); for a create it is unknown, and the
+    journal keeps a SHA-256 digest of the body (not the body).
+    """
+    answers = [
+        b'{"result": "success", "jobId": ',  # malformed JSON
+        b'{"result": "success"}',  # no job id
+        b'{"result": "success", "jobId": 42}',  # wrong type
+    ]
+    seen: list[str] = []
+
+    async def create(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("x-api-key", ""))
+        return web.Response(body=answers[len(seen) - 1], content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/api/video/create", create)
+    async with (
+        serve_app(app) as base,
+        Miraflow("mf-key", base_url=base) as mira,
+        Orchestrator(backends=[mira], poll_policy=POLL) as orch,
+    ):
+        for n in range(len(answers)):
+            key = f"row-{n}"
+            with pytest.raises(SubmissionOutcomeUnknown) as info:
+                await orch.submit(mira_spec(mira, key), key=key)
+            assert type(info.value.__cause__).__name__ == "DecodeError"
+            entry = await orch.journal.get(key)
+            assert entry is not None
+            assert entry.state is S.UNKNOWN
+            assert entry.error is not None
+            assert entry.error.type == "DecodeError"
+            assert entry.error.body_digest is not None
+            assert len(entry.error.body_digest) == 64
+            with pytest.raises(SubmissionOutcomeUnknown):
+                await orch.submit(mira_spec(mira, key), key=key)
+        digests = {(await orch.journal.get(f"row-{n}")).error.body_digest for n in range(3)}  # type: ignore[union-attr]
+        assert len(digests) == 3  # each body has its own digest
+    assert len(seen) == len(answers)  # one create per key, none resent
+
+
+@pytest.mark.parametrize("status", [302, 303, 307])
+async def test_redirect_on_create_is_never_followed_reliability_21(status: int) -> None:
+    """
+    RELIABILITY #21: a 3xx answer to a create is not followed (the other
+    host receives nothing, neither the create nor the key); the session raises
+    UnexpectedRedirect, and the orchestrator reports it as an unknown outcome
+    (a 303 means the create ran; journaled unknown, never resent).
+    """
+    elsewhere: list[str] = []
+    creates: list[str] = []
+
+    async def other(request: web.Request) -> web.Response:
+        elsewhere.append(f"{request.method} {request.headers.get('x-api-key')}")
+        return web.json_response({"jobId": "stolen"})
+
+    other_app = web.Application()
+    other_app.router.add_route("*", "/{tail:.*}", other)
+    async with serve_app(other_app) as other_base:
+
+        async def create(request: web.Request) -> web.Response:
+            creates.append(request.path)
+            return web.Response(status=status, headers={"Location": f"{other_base}/v1/jobs"})
+
+        app = web.Application()
+        app.router.add_post("/v1/jobs", create)
+        async with (
+            serve_app(app) as base,
+            FakeBackend(base) as backend,
+            Orchestrator(backends=[backend], poll_policy=POLL) as orch,
+        ):
+            with pytest.raises(SubmissionOutcomeUnknown) as info:
+                await orch.submit(spec(1), key="row-1")
+            cause = info.value.__cause__
+            assert type(cause).__name__ == "UnexpectedRedirect"
+            assert cause.status_code == status  # type: ignore[union-attr]
+            entry = await orch.journal.get("row-1")
+            assert entry is not None
+            assert (entry.state, entry.error.type if entry.error else None) == (
+                S.UNKNOWN,
+                "UnexpectedRedirect",
+            )
+            with pytest.raises(SubmissionOutcomeUnknown):
+                await orch.submit(spec(1), key="row-1")
+    assert creates == ["/v1/jobs"]
+    assert elsewhere == []
+
+
+async def test_create_answer_over_the_cap_is_unknown_reliability_22() -> None:
+    """
+    RELIABILITY #22: the committed create's answer is padded past the client's
+    64 KiB cap: ResponseTooLarge, reading stops, unknown, one create.
+    """
+    limits = Limits(max_response_bytes=64 * 1024)
+    async with emulator_and_client(limits=limits) as (emu, mira):
+        emu.set_faults(
+            [
+                FaultRule(
+                    endpoint="miraflow.create",
+                    kind="oversize",
+                    params={"bytes": 1024 * 1024},
+                    schedule=[1],
+                )
+            ]
+        )
+        async with Orchestrator(backends=[mira], poll_policy=POLL) as orch:
+            with pytest.raises(SubmissionOutcomeUnknown) as info:
+                await orch.submit(mira_spec(mira, "row-1"), key="row-1")
+            assert type(info.value.__cause__).__name__ == "ResponseTooLarge"
+            entry = await orch.journal.get("row-1")
+            assert entry is not None
+            assert entry.state is S.UNKNOWN
+        assert create_requests(emu) == 1
+        assert emu.stats()["creates"] == {"miraflow": 1}
+
+
+# ---------------------------------------------------------------------------
+# Provably not sent
+
+
+async def test_tls_failure_on_create_is_not_sent_and_never_resent_reliability_7() -> None:
+    """
+    RELIABILITY #7: the TLS handshake fails (a plain-HTTP server behind an
+    https URL): the create is journaled not_sent with TLSError as the cause,
+    and even with resubmit_not_sent=True it is not retried automatically.
+    """
+    connections = 0
+
+    async def plain_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.read(100)  # a ClientHello this server cannot speak
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    async with serve_raw(plain_http) as base:
+        https = base.replace("http://", "https://")
+        async with (
+            FakeBackend(https) as backend,
+            Orchestrator(
+                backends=[backend], poll_policy=POLL, resubmit_not_sent=True, not_sent_attempts=3
+            ) as orch,
+        ):
+            with pytest.raises(SubmissionNotSent) as info:
+                await orch.submit(spec(1), key="row-1")
+            assert type(info.value.__cause__).__name__ == "TLSError"
+            entry = await orch.journal.get("row-1")
+            assert entry is not None
+            assert (entry.state, entry.attempt) == (S.NOT_SENT, 1)
+            assert entry.error is not None
+            assert entry.error.type == "TLSError"
+            assert orch.stats()["creates"] == 1
+    assert connections == 1
+
+
+async def test_pool_wait_timeout_on_create_is_not_sent_reliability_8() -> None:
+    """
+    RELIABILITY #8: the only pooled connection is busy with a slow poll; the
+    create waits past `connect` for it: PoolTimeout, journaled not_sent, and
+    the server never saw the create.
+    """
+    release = anyio.Event()
+    holding = anyio.Event()
+    hits: list[str] = []
+
+    async def slow(request: web.Request) -> web.Response:
+        hits.append(f"{request.method} {request.path}")
+        holding.set()
+        await release.wait()
+        return web.json_response({"status": "running"})
+
+    app = web.Application()
+    app.router.add_get("/v1/jobs/{id}", slow)
+    app.router.add_post("/v1/jobs", slow)
+    async with serve_app(app) as base:
+        backend = FakeBackend(base)
+        # One pooled connection (the backend's default session is never opened).
+        backend.session = Session(
+            provider="fake",
+            base_url=base,
+            limits=Limits(connections=1, per_host=1),
+            timeouts=Timeouts(connect=0.2, read=5.0, total=5.0),
+        )
+        async with backend, Orchestrator(backends=[backend], poll_policy=POLL) as orch:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(backend.poll, "video", "j1")  # takes the only connection
+                await holding.wait()
+                with pytest.raises(SubmissionNotSent) as info:
+                    await orch.submit(spec(1), key="row-1")
+                release.set()
+            assert type(info.value.__cause__).__name__ == "PoolTimeout"
+            entry = await orch.journal.get("row-1")
+            assert entry is not None
+            assert entry.state is S.NOT_SENT
+    assert hits == ["GET /v1/jobs/j1"]  # the create never reached the server
+
+
+# ---------------------------------------------------------------------------
+# Definite rejections
+
+
+async def test_insufficient_credits_blocks_new_creates_but_not_polls_reliability_14() -> None:
+    """
+    RELIABILITY #14: the emulator's account has credits for one video. The
+    second create is refused (InsufficientCredits, rejected, no retry); from
+    then on new creates raise InsufficientCredits without any request, while
+    the first job is still polled to the end. unblock_creates() (after a
+    top-up) or the end of `credits_block` lets creates out again.
+    """
+    offset = 0.0
+
+    def clock() -> float:
+        return time.monotonic() + offset
+
+    config = EmulatorConfig(time_scale=0.05, initial_credits=10)  # one 10-credit video
+    async with (
+        emulator_and_client(config) as (emu, mira),
+        Orchestrator(backends=[mira], poll_policy=POLL, clock=clock, credits_block=600) as orch,
+    ):
+        first = await orch.submit(mira_spec(mira, "paid"), key="paid")
+        with pytest.raises(InsufficientCredits) as refused:
+            await orch.submit(mira_spec(mira, "broke"), key="broke")
+        assert refused.value.status_code == 400
+        rejected = await orch.journal.get("broke")
+        assert rejected is not None
+        assert (rejected.state, rejected.attempt) == (S.REJECTED, 1)
+        assert create_requests(emu) == 2
+
+        # Blocked: no request, and the new key is not journaled (free for later).
+        for key in ("blocked-1", "blocked-2"):
+            with pytest.raises(InsufficientCredits, match="blocked"):
+                await orch.submit(mira_spec(mira, key), key=key)
+            assert await orch.journal.get(key) is None
+        assert create_requests(emu) == 2
+        assert orch.stats()["credits_blocked"] == 2
+        # A journaled key still answers from the journal.
+        assert await orch.submit(mira_spec(mira, "paid"), key="paid") is first
+        with pytest.raises(InsufficientCredits):
+            await orch.submit(mira_spec(mira, "broke"), key="broke")
+
+        # Polls went on: the paid job finishes.
+        emu.advance(120)
+        result = await first
+        assert result.job_id == first.job_id
+        assert emu.stats()["requests_by_endpoint"].get("miraflow.status", 0) >= 1
+
+        # Topped up (still broke here, so the provider refuses again): the
+        # create is sent once more, and the refusal blocks again.
+        orch.unblock_creates("miraflow")
+        with pytest.raises(InsufficientCredits) as again:
+            await orch.submit(mira_spec(mira, "blocked-1"), key="blocked-1")
+        assert again.value.status_code == 400  # the provider's answer, not the block
+        assert create_requests(emu) == 3
+        with pytest.raises(InsufficientCredits, match="blocked"):
+            await orch.submit(mira_spec(mira, "blocked-2"), key="blocked-2")
+        assert create_requests(emu) == 3
+        # The block also ends on its own after `credits_block` seconds.
+        offset += 601
+        with pytest.raises(InsufficientCredits) as later:
+            await orch.submit(mira_spec(mira, "blocked-2"), key="blocked-2")
+        assert later.value.status_code == 400
+        assert create_requests(emu) == 4
+
+
+async def test_401_on_create_is_rejected_and_not_resent_reliability_16() -> None:
+    """
+    RELIABILITY #16: a 401 on a create raises AuthenticationError (the
+    header-key auth has nothing to refresh); the create is journaled rejected
+    and not resent, now or when the key is submitted again.
+    """
+    seen: list[str] = []
+
+    async def create(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("x-api-key", ""))
+        return web.json_response({"error": "invalid api key"}, status=401)
+
+    app = web.Application()
+    app.router.add_post("/v1/jobs", create)
+    async with (
+        serve_app(app) as base,
+        FakeBackend(base) as backend,
+        Orchestrator(backends=[backend], poll_policy=POLL) as orch,
+    ):
+        with pytest.raises(AuthenticationError):
+            await orch.submit(spec(1), key="row-1")
+        entry = await orch.journal.get("row-1")
+        assert entry is not None
+        assert entry.state is S.REJECTED
+        assert entry.error is not None
+        assert (entry.error.type, entry.error.status_code) == ("AuthenticationError", 401)
+        with pytest.raises(AuthenticationError):
+            await orch.submit(spec(1), key="row-1")
+        assert API_KEY not in repr(entry)
+    assert seen == [API_KEY]
