@@ -71,8 +71,27 @@ async def run_child(
     return code, seen
 
 
+async def assert_returned_submits_are_accepted(db: Path, seen: list[str]) -> None:
+    """
+    RELIABILITY #11: every submit the killed child saw return (its ``s KEY``
+    line) is ``accepted`` with its job id in the journal it left behind:
+    ``accepted(job_id)`` was written before ``submit`` returned.
+    """
+    returned = [line.split()[1] for line in seen if line.startswith("s ")]
+    async with SQLiteJournal(db) as journal:
+        for key in returned:
+            entry = await journal.get(key)
+            assert entry is not None, key
+            assert (entry.state, bool(entry.job_id)) == (S.ACCEPTED, True), entry
+
+
 @pytest.mark.anyio
 async def test_sigkill_ten_times_then_resume(tmp_path: Path) -> None:
+    """
+    RELIABILITY #10, #11: SIGKILLed mid-run ten times: no create is ever sent
+    twice, every submit that returned is accepted in the journal at the kill,
+    and every job the emulator created ends accepted and finished.
+    """
     rng = random.Random(SEED)
     db = tmp_path / "jobs.sqlite"
     # A few lost answers on top of the kills: unknowns that reconcile must find.
@@ -90,6 +109,7 @@ async def test_sigkill_ten_times_then_resume(tmp_path: Path) -> None:
                 history.append((kill_after, len(seen), code, seen[-1] if seen else ""))
                 if code == -signal.SIGKILL:
                     kills += 1
+                    await assert_returned_submits_are_accepted(db, seen)
                 else:  # it finished before printing that many lines: no kill this run
                     assert code == 0, history
                 assert len(history) <= 3 * KILLS, history

@@ -49,6 +49,7 @@ async def test_reopen_after_close_keeps_everything(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_sending_is_on_disk_when_the_process_dies(tmp_path: Path) -> None:
+    """RELIABILITY #10: `sending` survives a SIGKILL right after it is written."""
     # The child makes `sending` durable, then is SIGKILLed before anything else:
     # exactly the moment before the first byte of a create would leave.
     path = tmp_path / "j.sqlite"
@@ -98,6 +99,7 @@ async def test_group_commit_shares_commits_between_concurrent_submits(tmp_path: 
 
 @pytest.mark.anyio
 async def test_without_group_commit_every_write_commits_alone(tmp_path: Path) -> None:
+    """RELIABILITY #11: sending and accepted are each a durable commit (planned is not)."""
     n = 30
     async with SQLiteJournal(tmp_path / "s.sqlite", group_commit=False) as journal:
         async with anyio.create_task_group() as tg:

@@ -135,6 +135,7 @@ async def entry_of(orch: Orchestrator, key: str) -> JournalEntry:
 async def test_submit_sends_once_journals_and_tracks(
     fake: FakeProvider, backend: FakeBackend, vt: FakeTime
 ) -> None:
+    """RELIABILITY #11: accepted(job_id) is journaled before submit returns; one create."""
     journal = ObservedJournal()
     async with orchestrator(backend, vt, journal) as orch:
         handle = await orch.submit(spec(1), key="row-1")
@@ -155,6 +156,7 @@ async def test_submit_sends_once_journals_and_tracks(
 async def test_same_key_returns_the_existing_handle_without_a_call(
     fake: FakeProvider, backend: FakeBackend, vt: FakeTime
 ) -> None:
+    """RELIABILITY #23: 20 concurrent submits of one key: one create, one handle."""
     async with orchestrator(backend, vt) as orch:
         results = []
 
@@ -174,6 +176,7 @@ async def test_same_key_returns_the_existing_handle_without_a_call(
 async def test_finished_key_answers_from_the_journal_after_a_restart(
     fake: FakeProvider, backend: FakeBackend, vt: FakeTime, tmp_path: Path
 ) -> None:
+    """RELIABILITY #23: a re-run answers finished keys from the journal, no call."""
     path = tmp_path / "jobs.sqlite"
     async with orchestrator(backend, vt, path) as orch:
         await (await orch.submit(spec(1), key="ok"))
@@ -260,6 +263,9 @@ async def test_bad_arguments(backend: FakeBackend, vt: FakeTime) -> None:
 async def test_ambiguous_create_is_unknown_and_never_resent(
     fake: FakeProvider, vt: FakeTime, fault: str, cause: str
 ) -> None:
+    """RELIABILITY #1, #3, #4, #17, #19: stall (read timeout), close without an
+    answer, truncated 200, 502 after commit, HTML 200: unknown, one create, never resent.
+    """
     fake.faults.append(fault)
     async with (
         FakeBackend(fake.base_url, read_timeout=0.2) as backend,
@@ -288,6 +294,7 @@ async def test_ambiguous_create_is_unknown_and_never_resent(
 async def test_cancellation_mid_create_is_journaled_unknown(
     fake: FakeProvider, backend: FakeBackend, vt: FakeTime
 ) -> None:
+    """RELIABILITY #9: cancelled mid-create: unknown written under a shield, re-raised."""
     fake.faults.append(STALL)
     async with orchestrator(backend, vt) as orch:
         async with anyio.create_task_group() as tg:
@@ -315,6 +322,7 @@ async def test_cancellation_mid_create_is_journaled_unknown(
 async def test_rejection_is_journaled_and_re_raised_without_a_call(
     fake: FakeProvider, backend: FakeBackend, vt: FakeTime
 ) -> None:
+    """RELIABILITY #15: a 400 validation error is BadRequest, rejected, never retried."""
     fake.faults.append(BAD_REQUEST)
     async with orchestrator(backend, vt) as orch:
         with pytest.raises(BadRequest, match="avatarId"):
@@ -333,6 +341,7 @@ async def test_rejection_is_journaled_and_re_raised_without_a_call(
 async def test_429_on_create_waits_and_sends_attempt_two_once(
     fake: FakeProvider, backend: FakeBackend, vt: FakeTime
 ) -> None:
+    """RELIABILITY #12: 429 -> provider paused, wait Retry-After, attempt 2 once."""
     fake.faults.append(RATE_LIMIT)  # Retry-After: 45
     async with orchestrator(backend, vt) as orch:
         handle = await orch.submit(spec(1), key="row-1")
@@ -351,6 +360,7 @@ async def test_429_on_create_waits_and_sends_attempt_two_once(
 async def test_429_wait_is_at_least_30_s(
     fake: FakeProvider, backend: FakeBackend, vt: FakeTime
 ) -> None:
+    """RELIABILITY #12: the wait after a 429 is max(Retry-After, 30 s)."""
     fake.retry_after = "2"
     fake.faults.append(RATE_LIMIT)
     async with orchestrator(backend, vt) as orch:
@@ -362,6 +372,7 @@ async def test_429_wait_is_at_least_30_s(
 async def test_second_429_raises_rate_limited(
     fake: FakeProvider, backend: FakeBackend, vt: FakeTime
 ) -> None:
+    """RELIABILITY #12: a second 429 raises RateLimited(retry_after); no third call."""
     fake.faults.extend([RATE_LIMIT, RATE_LIMIT])
     async with orchestrator(backend, vt) as orch:
         with pytest.raises(RateLimited) as info:
@@ -379,6 +390,7 @@ async def test_second_429_raises_rate_limited(
 async def test_429_with_a_huge_retry_after_raises_at_once(
     fake: FakeProvider, backend: FakeBackend, vt: FakeTime
 ) -> None:
+    """RELIABILITY #12, #13: a Retry-After over the maximum wait is raised, not slept."""
     fake.retry_after = "120"
     fake.faults.append(RATE_LIMIT)
     async with orchestrator(backend, vt, rate_limit_max_wait=60.0) as orch:
@@ -397,6 +409,7 @@ def closed_port_url() -> str:
 
 @pytest.mark.anyio
 async def test_not_sent_is_journaled_and_not_resent_by_default(vt: FakeTime) -> None:
+    """RELIABILITY #6: refused connection -> not_sent, SubmissionNotSent, no resend."""
     async with FakeBackend(closed_port_url()) as backend, orchestrator(backend, vt) as orch:
         with pytest.raises(SubmissionNotSent) as info:
             await orch.submit(spec(1), key="row-1")
@@ -410,6 +423,7 @@ async def test_not_sent_is_journaled_and_not_resent_by_default(vt: FakeTime) -> 
 
 @pytest.mark.anyio
 async def test_not_sent_resubmitted_only_with_the_policy(vt: FakeTime) -> None:
+    """RELIABILITY #6: resubmitting not_sent is a new journaled attempt, by policy only."""
     async with (
         FakeBackend(closed_port_url()) as backend,
         orchestrator(backend, vt, resubmit_not_sent=True, not_sent_attempts=3) as orch,
@@ -432,6 +446,7 @@ async def test_not_sent_resubmitted_only_with_the_policy(vt: FakeTime) -> None:
 async def test_resume_reattaches_accepted_and_turns_sending_into_unknown(
     fake: FakeProvider, backend: FakeBackend, vt: FakeTime, tmp_path: Path
 ) -> None:
+    """RELIABILITY #10: an entry left sending becomes unknown on resume; never resent."""
     path = tmp_path / "jobs.sqlite"
     # A previous process: one job accepted but unfinished, one create cut off mid-flight.
     async with SQLiteJournal(path) as journal:

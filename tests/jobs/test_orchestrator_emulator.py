@@ -111,6 +111,9 @@ async def test_every_create_fault_costs_exactly_one_create(
     params: dict[str, Any],
     cause: str,
 ) -> None:
+    """RELIABILITY #1, #3, #4, #17, #19: each create fault of the emulator (stall,
+    drop, truncate, 502 and HTML after commit): one create, unknown, reconciled later.
+    """
     emu.set_faults(
         [FaultRule(endpoint=f"{provider}.create", kind=kind, params=params, schedule=[1])]
     )
@@ -152,6 +155,7 @@ async def test_every_create_fault_costs_exactly_one_create(
 async def test_cancellation_mid_create_is_one_create_and_unknown(
     emu: Emulator, clients: Clients, provider: str
 ) -> None:
+    """RELIABILITY #9: the submitting task is cancelled mid-create: one create, unknown."""
     emu.set_faults(
         [
             FaultRule(
@@ -228,6 +232,7 @@ class VirtualTime:
 async def test_429_on_create_then_attempt_two(
     emu: Emulator, clients: Clients, provider: str
 ) -> None:
+    """RELIABILITY #12: the emulator's 429 on a create: attempt 2 once, then RateLimited."""
     # RELIABILITY #12: the emulator's 429 is answered before anything is created.
     emu.set_faults(
         [
