@@ -485,15 +485,46 @@ def test_cli_exit_code_table_matches_the_command() -> None:
     assert table == {str(int(code)): code.name for code in ExitCode}
 
 
-def test_cli_page_has_a_section_for_every_command() -> None:
+def _cli_tree() -> tuple[Any, set[str]]:
+    """The click group of ``aivideo`` and every option name it and the emulator accept."""
     import typer.main
 
-    from aivideo_async.cli._app import app
+    from aivideo_async.cli._commands import app  # every command registered
+    from aivideo_async.emulator.__main__ import main as emulator_main
 
-    group: Any = typer.main.get_command(app)
+    root: Any = typer.main.get_command(app)
+    options: set[str] = set()
+    stack = [root]
+    while stack:
+        command = stack.pop()
+        for param in command.params:
+            options.update(param.opts + param.secondary_opts)
+        stack.extend(getattr(command, "commands", {}).values())
+    # `aivideo emulator` hands its arguments to the emulator's own parser.
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), pytest.raises(SystemExit):
+        emulator_main(["--help"])
+    options.update(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", buffer.getvalue()))
+    return root, options
+
+
+def test_cli_page_has_a_section_for_every_command() -> None:
+    root, _ = _cli_tree()
     page = _cli_page()
-    for name in group.commands:
+    for name in root.commands:
         assert f"`aivideo {name}" in page, f"docs/cli.md does not mention `aivideo {name}`"
+
+
+def test_cli_page_names_only_commands_and_options_that_exist() -> None:
+    root, options = _cli_tree()
+    page = _cli_page()
+    for flag in set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", page)):
+        assert flag in options, f"docs/cli.md shows {flag}, which no aivideo command accepts"
+    for first, second in re.findall(r"`aivideo ([a-z][a-z0-9-]*)(?: ([a-z][a-z0-9-]*))?", page):
+        assert first in root.commands, f"docs/cli.md shows `aivideo {first}`, which does not exist"
+        group = root.commands[first]
+        if second and hasattr(group, "commands"):
+            assert second in group.commands, f"`aivideo {first} {second}` does not exist"
 
 
 def test_quickstart_shows_the_readme_commands() -> None:
