@@ -77,6 +77,7 @@ from ._exceptions import (
     RateLimited,
     ReadTimeout,
     RemoteDisconnected,
+    RequestMaybeSent,
     ResponseTooLarge,
     ServerError,
     TLSError,
@@ -1008,10 +1009,19 @@ class Session:
         phase.sent = True
         buf = bytearray()
         while True:
-            with map_aiohttp_errors(
-                provider=self.provider, endpoint=endpoint, phase=phase, timeouts=timeouts
-            ):
-                chunk = await resp.content.read(_CHUNK)
+            try:
+                with map_aiohttp_errors(
+                    provider=self.provider, endpoint=endpoint, phase=phase, timeouts=timeouts
+                ):
+                    chunk = await resp.content.read(_CHUNK)
+            except RequestMaybeSent as exc:
+                # A truncated answer to a create: its outcome is unknown, and the
+                # journal keeps a digest of what did arrive (RELIABILITY #4). The
+                # exception tree has no field for it, so it rides as an attribute
+                # that the journal's ErrorInfo reads, like DecodeError.body_digest.
+                if buf:
+                    vars(exc)["body_digest"] = hashlib.sha256(buf).hexdigest()
+                raise
             if not chunk:
                 return bytes(buf)
             buf += chunk

@@ -9,6 +9,8 @@ what the server received and reads what the journal says.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import socket
 import struct
 import time
@@ -16,13 +18,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import aiohttp
 import anyio
 import pytest
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from aivideo_async._config import Limits, PollPolicy, Timeouts
 from aivideo_async._exceptions import (
     AuthenticationError,
+    ConnectError,
     InsufficientCredits,
     RemoteDisconnected,
     SubmissionNotSent,
@@ -34,7 +39,7 @@ from aivideo_async.jobs._journal import SubmissionState
 from aivideo_async.jobs._orchestrator import Orchestrator
 from aivideo_async.providers.miraflow import Miraflow
 
-from ._fake_provider import API_KEY, FakeBackend, spec
+from ._fake_provider import API_KEY, TRUNCATE, FakeBackend, FakeProvider, spec
 
 pytestmark = pytest.mark.anyio
 
@@ -499,3 +504,75 @@ async def test_401_on_create_is_rejected_and_not_resent_reliability_16() -> None
             await orch.submit(spec(1), key="row-1")
         assert API_KEY not in repr(entry)
     assert seen == [API_KEY]
+
+
+async def test_truncated_create_answer_is_unknown_with_the_partial_body_digest_reliability_4() -> (
+    None
+):
+    """
+    RELIABILITY #4: a 200 whose body stops after 5 of its bytes (the provider
+    committed): unknown, never resent, and the journal keeps the SHA-256 of
+    the partial body that did arrive, not the body.
+    """
+    fake = FakeProvider()
+    fake.faults.append(TRUNCATE)
+    async with (
+        fake.running(),
+        FakeBackend(fake.base_url) as backend,
+        Orchestrator(backends=[backend], poll_policy=POLL) as orch,
+    ):
+        with pytest.raises(SubmissionOutcomeUnknown) as info:
+            await orch.submit(spec(1), key="row-1")
+        assert type(info.value.__cause__).__name__ == "RemoteDisconnected"
+        entry = await orch.journal.get("row-1")
+        assert entry is not None
+        assert entry.state is S.UNKNOWN
+        assert entry.error is not None
+        partial = json.dumps({"jobId": "job-00001"}).encode()[:5]  # what the fake sent
+        assert entry.error.body_digest == hashlib.sha256(partial).hexdigest()
+        with pytest.raises(SubmissionOutcomeUnknown):
+            await orch.submit(spec(1), key="row-1")
+    assert fake.create_requests == fake.creates == 1
+
+
+class NoDNS(AbstractResolver):
+    """A resolver for which no name exists (a DNS failure, without the network)."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.asked.append(host)
+        raise OSError(socket.EAI_NONAME, "Name or service not known")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_dns_failure_on_create_is_not_sent_reliability_6() -> None:
+    """
+    RELIABILITY #6: the provider's host does not resolve: ConnectError
+    (request_sent False), journaled not_sent, SubmissionNotSent; not resent
+    by default, not even when the key is submitted again.
+    """
+    resolver = NoDNS()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver)) as http:
+        backend = FakeBackend("https://api.provider.invalid")
+        backend.session = Session(
+            provider="fake", base_url="https://api.provider.invalid", session=http
+        )
+        async with backend, Orchestrator(backends=[backend], poll_policy=POLL) as orch:
+            with pytest.raises(SubmissionNotSent) as info:
+                await orch.submit(spec(1), key="row-1")
+            cause = info.value.__cause__
+            assert isinstance(cause, ConnectError)
+            assert cause.request_sent is False
+            entry = await orch.journal.get("row-1")
+            assert entry is not None
+            assert (entry.state, entry.attempt) == (S.NOT_SENT, 1)
+            with pytest.raises(SubmissionNotSent, match="resubmit_not_sent"):
+                await orch.submit(spec(1), key="row-1")
+            assert orch.stats()["creates"] == 1
+    assert resolver.asked == ["api.provider.invalid"]
