@@ -20,12 +20,12 @@ from typing import Annotated, Any, NoReturn
 
 import anyio
 import typer
-from rich.console import Console
 
 from .. import __version__
 from ._api import AIVideoError, emulator_main
 from ._demo import DemoOptions, print_summary, run_demo
 from ._errors import ExitCode, describe_error, exit_code_for
+from ._live import make_console
 
 __all__ = ["app", "run_async", "fail", "state"]
 
@@ -189,9 +189,9 @@ def demo(
     progress, injected faults, downloads and a summary (about 15-20 s).
     """
     options = DemoOptions(seed=seed, jobs=jobs, out=out, faults=not no_faults)
-    console = Console(highlight=False)
+    console = make_console()
     # With --json, stdout carries only the summary; the progress goes to stderr.
-    progress = Console(highlight=False, stderr=True) if json_output else console
+    progress = make_console(stderr=True) if json_output else console
 
     async def main() -> int:
         summary = await run_demo(options, progress)

@@ -43,7 +43,7 @@ from ._api import (
 from ._app import app, fail, run_async
 from ._clients import Clients, download_result, extension, open_clients, poll_policy, safe_name
 from ._errors import ExitCode
-from ._live import EventLog, LiveView, Row
+from ._live import EventLog, LiveView, Row, make_console
 from ._manifest import ManifestLine, ManifestProblem, parse_manifest
 
 __all__ = ["KINDS", "build_spec", "BatchRun"]
@@ -266,7 +266,7 @@ class BatchRun:
 
     def _totals(self) -> dict[str, Any]:
         stats = self.orch.stats()
-        out: dict[str, Any] = {"creates sent": stats["creates"], "from journal": stats["existing"]}
+        out: dict[str, Any] = {"create calls": stats["creates"], "from journal": stats["existing"]}
         out["retries"] = self.events.retries
         sched = self.orch.scheduler.stats()
         out["429s"] = sched.get("rate_limited", 0)
@@ -481,7 +481,7 @@ PlainOpt = Annotated[bool, typer.Option("--plain", help="Plain line output even 
 
 
 def _console(plain: bool) -> Console:
-    return Console(highlight=False, force_terminal=False if plain else None)
+    return make_console(plain=plain)
 
 
 @app.command(
@@ -623,7 +623,7 @@ def reconcile(
     ids, task lists, name tags). Never resends. Exit 0 when none is left unknown.
     """
     _need_journal(journal)
-    console = Console(highlight=False)
+    console = make_console()
 
     async def main() -> int:
         providers = await _journal_providers(journal)
@@ -706,7 +706,7 @@ def jobs(
         if json_output:
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
             return 0
-        console = Console(highlight=False)
+        console = make_console()
         table = Table(title=f"{journal} ({len(rows)} entries)", show_edge=False)
         for column in ("#", "key", "provider/kind", "state", "job id", "outcome", "error"):
             table.add_column(column, overflow="fold")

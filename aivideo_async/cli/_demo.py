@@ -22,6 +22,7 @@ import anyio
 import attrs
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ._api import (
     AIVideoError,
@@ -647,8 +648,11 @@ def print_summary(console: Console, s: DemoSummary) -> None:
     table.add_row("downloads", dl)
     table.add_row("wall time", f"{s.wall_time_s:.1f} s")
     console.print(table)
-    verdict = "[green]OK[/]" if s.ok else "[red]NOT OK[/]"
+    verdict = ("OK", "bold green") if s.ok else ("NOT OK", "bold red")
     console.print(
-        f"{verdict}: {s.jobs} jobs, {s.creates_sent} creates, "
-        f"{s.duplicate_creates} duplicates, {s.wall_time_s:.1f} s"
+        Text.assemble(
+            verdict,
+            f": {s.jobs} jobs, {s.creates_sent} creates, "
+            f"{s.duplicate_creates} duplicates, {s.wall_time_s:.1f} s",
+        )
     )

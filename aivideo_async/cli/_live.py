@@ -24,7 +24,7 @@ from rich.text import Text
 
 from ._api import JobError, JobHandle, JobState
 
-__all__ = ["TERMINAL", "EventLog", "LiveView", "Row", "outcome_of"]
+__all__ = ["TERMINAL", "EventLog", "LiveView", "Row", "make_console", "outcome_of"]
 
 _STYLE = {
     "planned": "dim",
@@ -370,3 +370,21 @@ class LiveView:
             for line in self.events.recent:
                 parts.append(Text(line, style="dim", no_wrap=True, overflow="ellipsis"))
         return Group(*parts)
+
+
+def make_console(*, stderr: bool = False, plain: bool = False) -> Console:
+    """
+    The console of a command: no markup (provider messages like ``[miraflow] ...``
+    print as they are), and 200 columns when not a terminal (a pipe would get 80,
+    folding ids and URLs mid-token). ``plain`` forces line output on a terminal.
+
+    Example:
+        >>> make_console().width >= 80
+        True
+    """
+    console = Console(
+        highlight=False, markup=False, stderr=stderr, force_terminal=False if plain else None
+    )
+    if not console.is_terminal:
+        console.width = max(console.width, 200)
+    return console

@@ -21,6 +21,7 @@ import attrs
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ._api import (
     JobError,
@@ -37,7 +38,7 @@ from ._api import (
 from ._app import app, fail, run_async
 from ._clients import Clients, download_result, open_clients
 from ._errors import ExitCode
-from ._live import LiveView, Row
+from ._live import LiveView, Row, make_console
 
 __all__ = ["miraflow_app", "aivideomaker_app", "nemo_app"]
 
@@ -88,11 +89,7 @@ def _emit(data: Any) -> None:
 
 
 def _console(*, stderr: bool = False) -> Console:
-    console = Console(highlight=False, stderr=stderr)
-    if not console.is_terminal:
-        # A pipe gets 80 columns by default: ids and URLs would fold mid-token.
-        console.width = max(console.width, 200)
-    return console
+    return make_console(stderr=stderr)
 
 
 def _numbered(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -190,7 +187,11 @@ def _create(
                     "job_id": handle.job_id,
                 }
                 if not json_output:
-                    console.print(f"job id: [bold green]{handle.job_id}[/]  (key {handle.key})")
+                    console.print(
+                        Text.assemble(
+                            "job id: ", (handle.job_id, "bold green"), f"  (key {handle.key})"
+                        )
+                    )
                 if not wait:
                     if json_output:
                         _emit(data)
@@ -740,9 +741,9 @@ def nemo_chat(
                     elif isinstance(event, TextEvent) and not event.thought:
                         out.print(event.text, end="" if event.partial else "\n", markup=False)
                     elif isinstance(event, ToolCall):
-                        out.print(f"[dim]\\[tool] {event.name}[/]")
+                        out.print(f"[tool] {event.name}", style="dim")
                     elif isinstance(event, ToolResult):
-                        out.print(f"[dim]\\[tool done] {event.name}[/]")
+                        out.print(f"[tool done] {event.name}", style="dim")
         return 0
 
     run_async(main)

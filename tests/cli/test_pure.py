@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
@@ -12,7 +13,7 @@ from rich.console import Console
 from aivideo_async import JobFailed, JobHandle, JobResult
 from aivideo_async.cli._clients import safe_name
 from aivideo_async.cli._demo import demo_faults, plan_batch
-from aivideo_async.cli._live import LiveView, Row, outcome_of
+from aivideo_async.cli._live import LiveView, Row, make_console, outcome_of
 
 
 @given(st.integers(min_value=8, max_value=500), st.integers(min_value=0, max_value=10**6))
@@ -86,3 +87,13 @@ def test_plain_view_prints_each_state_change_once_and_totals() -> None:
     assert lines[2].endswith("#3   miraflow/video row-3 unknown")
     assert view.totals_line().endswith("3 jobs: 1 failed, 1 succeeded, 1 unknown | HTTP 7")
     assert outcome_of(rows) == {"failed": 1, "succeeded": 1, "unknown": 1}
+
+
+def test_provider_messages_print_verbatim_not_as_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    message = "[miraflow] POST /api/video/create -> HTTP 400: [bold]Missing avatarId[/]"
+    row = Row(key="k", provider="miraflow", kind="video", phase="rejected", note=message)
+    console = make_console()
+    view = LiveView(console, [row], plain=False)
+    console.print(view.render())
+    # The note column is cut at 36 characters; what is shown is verbatim.
+    assert "[miraflow] POST /api/video/create" in capsys.readouterr().out
