@@ -241,6 +241,7 @@ async def test_invalid_payloads_never_reach_the_server(
 async def test_image_data_uri_checks_type_and_size(
     avm: AIVideoMaker, emu: Emulator, tmp_path: pathlib.Path
 ) -> None:
+    """RELIABILITY #15: an image data URI's type and size are checked before sending."""
     png_file = tmp_path / "frame.png"
     png_file.write_bytes(PNG)
     uri = await avm.image_data_uri(png_file)
@@ -277,6 +278,7 @@ async def test_another_keys_task_is_not_found(emu: Emulator, avm: AIVideoMaker) 
 
 
 async def test_insufficient_credits_is_402() -> None:
+    """RELIABILITY #14: AIVideoMaker's 402 "Insufficient credits" is InsufficientCredits."""
     config = EmulatorConfig(time_scale=100.0, initial_credits=3)
     async with run_emulator(config) as emu, AIVideoMaker(KEY, base_url=emu.base_url) as avm:
         with pytest.raises(InsufficientCredits) as info:
@@ -322,6 +324,7 @@ async def test_server_error_on_a_poll(emu: Emulator) -> None:
 async def test_expired_output_url_is_refetched_once(
     avm: AIVideoMaker, emu: Emulator, tmp_path: pathlib.Path
 ) -> None:
+    """RELIABILITY #33: an expired output URL is refetched once; twice expired -> 403."""
     task_id = await avm.submit_once(avm.text_to_video(prompt="x"))
     emu.advance(600)
     done = await avm.poll("video", task_id)

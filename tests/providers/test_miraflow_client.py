@@ -192,17 +192,22 @@ async def test_image_generate_status_and_download(
 async def test_expired_image_url_is_refetched_once(
     mira: Miraflow, emu: Emulator, tmp_path: pathlib.Path
 ) -> None:
+    """RELIABILITY #33: a 403 on the signed URL refetches the status for a new URL, once."""
     job_id = await mira.submit_once(mira.image(prompt="a fox"))
     result = await _finish(mira, emu, "image", job_id)
     emu.add_fault(FaultRule(endpoint="miraflow.download", kind="expire_signed_url", times=1))
+    status_polls = emu.stats()["requests_by_endpoint"]["miraflow.status"]
     path = await mira.download(result, tmp_path / "fox.png")
     assert path.read_bytes().startswith(b"\x89PNG")
     assert emu.stats()["faults_fired"]["expire_signed_url"] == 1
+    # The new URL came from the status endpoint, asked exactly once more.
+    assert emu.stats()["requests_by_endpoint"]["miraflow.status"] == status_polls + 1
 
 
 async def test_an_image_url_that_stays_expired_raises_403(
     mira: Miraflow, emu: Emulator, tmp_path: pathlib.Path
 ) -> None:
+    """RELIABILITY #33: a URL still expired after the one refetch raises 403; no file."""
     job_id = await mira.submit_once(mira.image(prompt="a fox"))
     result = await _finish(mira, emu, "image", job_id)
     emu.add_fault(FaultRule(endpoint="miraflow.download", kind="expire_signed_url"))
@@ -297,6 +302,7 @@ async def test_upload_puts_to_the_presigned_url_without_the_key() -> None:
 async def test_uploads_are_checked_before_any_byte_is_sent(
     mira: Miraflow, emu: Emulator, source: bytes, kwargs: dict[str, Any], field: str
 ) -> None:
+    """RELIABILITY #15: file type and name checked locally before any byte is sent."""
     with pytest.raises(InvalidInput) as info:
         await mira.upload_media(source, **kwargs)
     assert info.value.field == field
@@ -304,6 +310,7 @@ async def test_uploads_are_checked_before_any_byte_is_sent(
 
 
 async def test_upload_size_limit(emu: Emulator, tmp_path: pathlib.Path) -> None:
+    """RELIABILITY #15: the size is checked locally before uploading."""
     big = tmp_path / "big.png"
     big.write_bytes(PNG + b"\x00" * 100)
     async with Miraflow(KEY, base_url=emu.base_url, max_upload_bytes=len(PNG)) as mira:
@@ -331,6 +338,7 @@ async def test_unknown_job_is_not_found(mira: Miraflow) -> None:
 
 
 async def test_server_side_validation_is_bad_request(mira: Miraflow, emu: Emulator) -> None:
+    """RELIABILITY #15: a 400 validation answer is BadRequest; nothing created."""
     spec = mira.video(avatar_id=VIDEO_AVATAR, name="n", text="t", im2vid_full=True)
     with pytest.raises(BadRequest) as info:
         await mira.submit_once(spec)
@@ -340,6 +348,7 @@ async def test_server_side_validation_is_bad_request(mira: Miraflow, emu: Emulat
 
 
 async def test_insufficient_credits() -> None:
+    """RELIABILITY #14: Miraflow's 400 "Insufficient credits" is InsufficientCredits."""
     config = EmulatorConfig(time_scale=100.0, initial_credits=5)
     async with run_emulator(config) as emu, Miraflow(KEY, base_url=emu.base_url) as mira:
         with pytest.raises(InsufficientCredits) as info:

@@ -282,6 +282,7 @@ async def test_a_given_token_is_never_swapped(emulator: Emulator, tmp_path: path
 async def test_token_expired_on_a_create_refreshes_but_never_resends(
     emulator: Emulator, tmp_path: pathlib.Path
 ) -> None:
+    """RELIABILITY #16: 1001 on a create: AuthError after one refresh; not resent."""
     async with client(emulator, tmp_path) as nemo:
         await nemo.credits()
         emulator.add_fault(FaultRule(endpoint="nemovideo.session", kind="token_expired", times=1))
@@ -337,6 +338,7 @@ async def test_session_lost_on_the_current_session_starts_a_new_one(
 
 
 async def test_insufficient_credits(emulator_factory: Factory, tmp_path: pathlib.Path) -> None:
+    """RELIABILITY #14: NemoVideo body code 2001 is InsufficientCredits."""
     async with (
         emulator_factory(EmulatorConfig(time_scale=0.05, initial_credits=0)) as emu,
         client(emu, tmp_path) as nemo,
@@ -350,6 +352,7 @@ async def test_insufficient_credits(emulator_factory: Factory, tmp_path: pathlib
 async def test_upload_errors_from_the_server(
     emulator_factory: Factory, tmp_path: pathlib.Path
 ) -> None:
+    """RELIABILITY #15: codes 4002 / 4001 are MediaTooLarge / UnsupportedMedia."""
     async with (
         emulator_factory(EmulatorConfig(time_scale=0.05, upload_max_bytes=100)) as emu,
         client(emu, tmp_path) as nemo,
@@ -594,6 +597,7 @@ async def test_chat_events_stream_in_order(emulator: Emulator, tmp_path: pathlib
 async def test_download_refetches_an_expired_url_then_falls_back(
     emulator: Emulator, tmp_path: pathlib.Path
 ) -> None:
+    """RELIABILITY #33: a 403 signed URL refetches the status once, then the API path."""
     async with client(emulator, tmp_path) as nemo:
         sid = await session_with_draft(nemo, emulator)
         render_id = await nemo.submit_render(sid, await nemo.state(sid))

@@ -282,6 +282,7 @@ def test_builder_validation_names_the_field(call: Any, field: str) -> None:
 
 
 def test_check_upload_file() -> None:
+    """RELIABILITY #15: an upload's type and size are checked locally first."""
     assert check_upload_file("a.MOV", 1) == "video"
     assert check_upload_file("a.jpeg", 1) == "image"
     assert check_upload_file("a.m4a", 1) == "audio"
@@ -470,6 +471,7 @@ def test_render_submit() -> None:
 )
 @pytest.mark.parametrize("http", [200, 400, 401, 404, 500])
 def test_body_codes_win_over_http_status(code: int, cls: type[Exception], http: int) -> None:
+    """RELIABILITY #14, #15, #18: body codes (2001, 4001, 4002 ...) win over HTTP status."""
     body = {"code": code, "message": "m", "data": None}
     err = map_error(status=http, body=body, endpoint="GET /api/x")
     assert type(err) is cls
