@@ -337,7 +337,9 @@ class LiveView:
         limit = min(self.max_rows, max(5, self.console.size.height - 8 - events))
         if len(rows) > limit:
             # Unfinished first: they are the ones worth watching.
-            shown = {id(r) for r in [r for r in rows if not r.terminal][:limit]}
+            busy = [r for r in rows if not r.terminal]
+            done = [r for r in rows if r.terminal]
+            shown = {id(r) for r in (busy + done[::-1])[:limit]}
         for number, row in enumerate(rows, start=1):
             if id(row) not in shown:
                 continue
@@ -364,7 +366,7 @@ class LiveView:
         parts: list[RenderableType] = [table]
         hidden = len(rows) - len(shown)
         if hidden:
-            parts.append(Text(f"... {hidden} more rows not shown (unfinished first)", style="dim"))
+            parts.append(Text(f"... {hidden} more rows (unfinished shown first)", style="dim"))
         parts.append(Text(self.totals_line(), style="bold"))
         if self.events is not None and self.events.recent:
             for line in self.events.recent:
