@@ -605,10 +605,13 @@ class Scheduler:
             self._pop_due(now)
             self._expire_ready(now)
             next_at = self._dispatch(now)
-            if self._heap:
-                next_at = min(next_at, self._heap[0][0])
-            if self._ready_deadlines:
-                next_at = min(next_at, self._ready_deadlines[0][0])
+            if self._in_flight < self._max_in_flight:
+                if self._heap:
+                    next_at = min(next_at, self._heap[0][0])
+                if self._ready_deadlines:
+                    next_at = min(next_at, self._ready_deadlines[0][0])
+            # else: every slot is busy; the worker that frees one pops what is
+            # due (deadlines included) and wakes the driver if it must.
             await self._idle(next_at)
 
     async def _idle(self, until: float) -> None:
@@ -933,14 +936,22 @@ class Scheduler:
             now = self._clock()
             if self._heap and self._heap[0][0] <= now:
                 self._pop_due(now)
+            if self._ready_deadlines and self._ready_deadlines[0][0] <= now:
+                self._expire_ready(now)
+            next_at = math.inf
             if self._any_ready():
                 # Capacity freed for jobs waiting on it: dispatch from here and
                 # take the first poll ourselves (no driver wake-up, no event).
                 self._self_serve = 1
                 next_at = self._dispatch(now)
                 self._self_serve = 0
-                if next_at < self._sleep_until:
-                    self._wake()
+            if self._in_flight < self._max_in_flight:
+                if self._heap:
+                    next_at = min(next_at, self._heap[0][0])
+                if self._ready_deadlines:
+                    next_at = min(next_at, self._ready_deadlines[0][0])
+            if next_at < self._sleep_until:
+                self._wake()
 
     async def _poll(
         self,
