@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import pathlib
 import socket
 import struct
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import anyio.lowlevel
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -29,13 +31,14 @@ from aivideo_async._exceptions import (
     AuthenticationError,
     ConnectError,
     InsufficientCredits,
+    JobTimeout,
     RemoteDisconnected,
     SubmissionNotSent,
     SubmissionOutcomeUnknown,
 )
 from aivideo_async._session import Session
 from aivideo_async.emulator import Emulator, EmulatorConfig, FaultRule, run_emulator
-from aivideo_async.jobs._journal import SubmissionState
+from aivideo_async.jobs._journal import JobOutcome, SQLiteJournal, SubmissionState
 from aivideo_async.jobs._orchestrator import Orchestrator
 from aivideo_async.providers.miraflow import Miraflow
 
@@ -576,3 +579,59 @@ async def test_dns_failure_on_create_is_not_sent_reliability_6() -> None:
                 await orch.submit(spec(1), key="row-1")
             assert orch.stats()["creates"] == 1
     assert resolver.asked == ["api.provider.invalid"]
+
+
+class VirtualTime:
+    """Sleeping advances the clock at once: deadlines pass without real waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+        await anyio.lowlevel.checkpoint()
+
+
+async def test_job_that_never_finishes_times_out_and_can_be_resumed_reliability_30(
+    tmp_path: pathlib.Path,
+) -> None:
+    """
+    RELIABILITY #30: a job still running at its deadline raises JobTimeout
+    (the remote job is left alone) and the journal records timed_out; a
+    later resume() re-attaches it with a fresh deadline and it completes,
+    with no second create.
+    """
+    fake = FakeProvider(polls_to_finish=10**9)  # never finishes, until told
+    path = tmp_path / "jobs.sqlite"
+    short = PollPolicy(initial=1.0, factor=1.5, cap=2.0, deadline=20.0, stuck_after=None)
+    async with fake.running(), FakeBackend(fake.base_url) as backend:
+        vt = VirtualTime()
+        async with Orchestrator(
+            journal=path, backends=[backend], poll_policy=short, clock=vt.clock, sleep=vt.sleep
+        ) as orch:
+            handle = await orch.submit(spec(1), key="slow")
+            with pytest.raises(JobTimeout) as info:
+                await handle
+            assert (info.value.key, info.value.job_id) == ("slow", "job-00001")
+            polls = fake.polls
+            assert polls >= 1  # it was polled and still running
+        async with SQLiteJournal(path) as journal:
+            entry = await journal.get("slow")
+            assert entry is not None
+            assert (entry.state, entry.outcome) == (S.ACCEPTED, JobOutcome.TIMED_OUT)
+            assert entry.unfinished
+
+        fake.polls_to_finish = 0  # the remote job was never cancelled: it ends now
+        vt = VirtualTime()
+        async with Orchestrator(
+            journal=path, backends=[backend], poll_policy=short, clock=vt.clock, sleep=vt.sleep
+        ) as orch:
+            [resumed] = await orch.resume()
+            assert (resumed.key, resumed.job_id) == ("slow", "job-00001")
+            result = await resumed
+            assert result.job_id == "job-00001"
+    assert fake.create_requests == 1
+    assert fake.polls > polls
