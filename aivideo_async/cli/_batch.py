@@ -43,7 +43,7 @@ from ._api import (
 from ._app import app, fail, run_async
 from ._clients import Clients, download_result, extension, open_clients, poll_policy, safe_name
 from ._errors import ExitCode
-from ._live import EventLog, LiveView, Row, make_console
+from ._live import EventLog, LiveView, Row, make_console, phase_of
 from ._manifest import ManifestLine, ManifestProblem, parse_manifest
 
 __all__ = ["KINDS", "build_spec", "BatchRun"]
@@ -339,7 +339,7 @@ class BatchRun:
                 row.note = "create outcome unknown; never resent (aivideo reconcile)"
                 return
             except AIVideoError as exc:
-                row.phase = "rejected" if exc.status_code else "not sent"
+                row.phase = phase_of(exc)
                 row.note = str(exc)[:200]
                 self.errors[row.key] = str(exc)
                 return
@@ -395,6 +395,8 @@ class BatchRun:
 
 
 def _outcome(row: Row, entry: JournalEntry | None) -> str:
+    if row.state == "invalid":
+        return row.state  # the journal entry under this key is another request's
     if entry is not None and entry.outcome is not None and entry.outcome.final:
         return entry.outcome.value
     return row.state

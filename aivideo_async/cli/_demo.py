@@ -44,7 +44,7 @@ from ._api import (
     TextEvent,
     ToolCall,
 )
-from ._live import EventLog, LiveView, Row, outcome_of
+from ._live import EventLog, LiveView, Row, outcome_of, phase_of
 
 __all__ = ["DemoOptions", "DemoSummary", "run_demo", "demo_faults", "plan_batch", "print_summary"]
 
@@ -463,7 +463,7 @@ class Demo:
             self.events.add(f"{self.view.elapsed():5.1f}s  unknown outcome: {exc.message[:90]}")
             return
         except AIVideoError as exc:
-            row.phase = "rejected" if exc.status_code else "not sent"
+            row.phase = phase_of(exc)
             row.note = str(exc)[:120]
             return
         row.handle = handle

@@ -22,9 +22,17 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ._api import JobError, JobHandle, JobState
+from ._api import AIVideoError, InvalidInput, JobError, JobHandle, JobState
 
-__all__ = ["TERMINAL", "EventLog", "LiveView", "Row", "make_console", "outcome_of"]
+__all__ = [
+    "TERMINAL",
+    "EventLog",
+    "LiveView",
+    "Row",
+    "make_console",
+    "outcome_of",
+    "phase_of",
+]
 
 _STYLE = {
     "planned": "dim",
@@ -36,6 +44,7 @@ _STYLE = {
     "failed": "red",
     "rejected": "red",
     "not sent": "red",
+    "invalid": "red",
     "unknown": "magenta",
     "cancelled": "red",
     "timed out": "red",
@@ -43,7 +52,16 @@ _STYLE = {
 }
 
 TERMINAL = frozenset(
-    {"succeeded", "failed", "rejected", "not sent", "cancelled", "timed out", "not found"}
+    {
+        "succeeded",
+        "failed",
+        "rejected",
+        "not sent",
+        "invalid",
+        "cancelled",
+        "timed out",
+        "not found",
+    }
 )
 """Row states that never change again (``unknown`` may still be reconciled)."""
 
@@ -116,6 +134,21 @@ class Row:
             except JobError as exc:
                 return exc.message or type(exc).__name__
         return self.note
+
+
+def phase_of(exc: AIVideoError) -> str:
+    """
+    The row state of a submit that raised: ``rejected`` (the provider said no),
+    ``invalid`` (refused locally: a key reused for another request ...) or
+    ``not sent``.
+
+    Example:
+        >>> phase_of(InvalidInput(field="key", value="k", expected="a new key"))
+        'invalid'
+    """
+    if isinstance(exc, InvalidInput):
+        return "invalid"
+    return "rejected" if exc.status_code else "not sent"
 
 
 def outcome_of(rows: Iterable[Row]) -> dict[str, int]:

@@ -243,3 +243,28 @@ def test_a_nemovideo_render_line_renders_once_across_reruns(
         assert result.exit_code == 0, result.output
         assert emulator_proc.stats()["creates"]["nemovideo"] == renders_before + 1
     assert (tmp_path / "out" / "export-1.mp4").stat().st_size > 0
+
+
+def test_a_key_reused_for_another_request_is_refused_without_a_call(
+    tmp_path: Path, emulator_proc: EmulatorProcess
+) -> None:
+    journal = str(tmp_path / "jobs.db")
+    url = ["--base-url", emulator_proc.base_url]
+    first = _write(tmp_path / "a.jsonl", [_t2v(1)])
+    assert (
+        CliRunner().invoke(app, ["batch", str(first), "--journal", journal, *url, *FAST]).exit_code
+        == 0
+    )
+    edited = _write(
+        tmp_path / "b.jsonl", [{**_t2v(1), "params": {"prompt": "other", "duration": 5}}]
+    )
+    report = tmp_path / "r.json"
+    result = CliRunner().invoke(
+        app, ["batch", str(edited), "--journal", journal, *url, *FAST, "--report", str(report)]
+    )
+    assert result.exit_code == 1, result.output
+    [row] = json.loads(report.read_text())
+    assert row["outcome"] == "invalid"
+    assert "key" in row["error"]
+    assert "already used for a different request" in row["error"]
+    assert _creates(emulator_proc) == 1
