@@ -551,6 +551,7 @@ async def test_jobs_queries_the_journal(
 async def test_no_secret_reaches_the_journal_file(
     fake: FakeProvider, backend: FakeBackend, vt: FakeTime, tmp_path: Path
 ) -> None:
+    """RELIABILITY #39: neither the key nor a signed URL's query reaches the journal file."""
     fake.faults.extend(["ok", DROP, BAD_REQUEST, SERVER_ERROR, HTML])
     async with orchestrator(backend, vt, tmp_path / "jobs.sqlite") as orch:
         handle = await orch.submit(spec(0), key="k0")

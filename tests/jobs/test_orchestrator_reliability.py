@@ -635,3 +635,51 @@ async def test_job_that_never_finishes_times_out_and_can_be_resumed_reliability_
             assert result.job_id == "job-00001"
     assert fake.create_requests == 1
     assert fake.polls > polls
+
+
+async def test_create_on_a_kept_alive_connection_closed_by_the_server_reliability_3() -> None:
+    """
+    RELIABILITY #3: a poll leaves a kept-alive connection; the create reuses
+    it and the server closes it after reading the create without answering
+    (as a server dropping an idle keep-alive does): unknown, and the POST is
+    not silently replayed on a new connection (the server saw it once).
+    """
+    connections = 0
+    requests: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            requests.append(head.split(b" ", 2)[0] + b" " + head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if length:
+                await reader.readexactly(length)
+            if head.startswith(b"POST"):
+                return  # read the create, then close: no answer
+            body = b'{"status": "running"}'
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nConnection: keep-alive\r\n\r\n%s" % (len(body), body)
+            )
+            await writer.drain()
+
+    async with (
+        serve_raw(handler) as base,
+        FakeBackend(base) as backend,
+        Orchestrator(backends=[backend], poll_policy=POLL) as orch,
+    ):
+        assert (await backend.poll("video", "j0")).raw_status == "running"
+        with pytest.raises(SubmissionOutcomeUnknown) as info:
+            await orch.submit(spec(1), key="row-1")
+        assert type(info.value.__cause__).__name__ == "RemoteDisconnected"
+        entry = await orch.journal.get("row-1")
+        assert entry is not None
+        assert entry.state is S.UNKNOWN
+    assert requests == [b"GET /v1/jobs/j0", b"POST /v1/jobs"]
+    assert connections == 1  # the create went over the kept-alive connection
