@@ -675,6 +675,10 @@ def jobs(
             + ", ".join(s.value for s in SubmissionState),
         ),
     ] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="Only this provider's entries.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N entries.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the journal's entries: key, provider, kind, submission state, job id, outcome."""
@@ -691,7 +695,7 @@ def jobs(
 
     async def main() -> int:
         async with SQLiteJournal(journal, lock=False) as opened:
-            entries = await opened.query(state=wanted)
+            entries = await opened.query(state=wanted, provider=provider, limit=limit)
         rows: list[dict[str, Any]] = [
             {
                 "key": e.key,

@@ -126,6 +126,14 @@ def test_batch_downloads_reports_and_a_rerun_sends_nothing(
     assert [(e["key"], e["state"], e["outcome"]) for e in entries] == [
         (line["key"], "accepted", "succeeded") for line in lines
     ]
+    some = CliRunner().invoke(
+        app, ["jobs", "--journal", str(journal), "--provider", "miraflow", "--limit", "2"]
+    )
+    assert some.exit_code == 0
+    assert "img-0" in some.stdout
+    assert "img-1" in some.stdout
+    assert "img-2" not in some.stdout
+    assert "row-0" not in some.stdout
 
 
 def test_unknown_create_fails_the_batch_then_reconcile_and_resume_finish_it(
