@@ -1232,9 +1232,10 @@ class Session:
         if retries + 1 >= self._retry.attempts:
             return None
         # UnexpectedContentType: a proxy's HTML page, transient for a read (RELIABILITY #19).
+        # A TLS or certificate failure is not transient: never retried (RELIABILITY #7).
         retryable = isinstance(
             exc, TransportError | RateLimited | ServerError | UnexpectedContentType
-        )
+        ) and not isinstance(exc, TLSError)
         if not retryable:
             return None
         hint = exc.retry_after if isinstance(exc, RateLimited) else None
