@@ -337,6 +337,7 @@ def _failed(message: str) -> dict[str, str]:
     ],
 )
 def test_error_mapping(status: int, body: object, endpoint: str, cls: type[APIStatusError]) -> None:
+    """RELIABILITY #14, #18: FAILED on HTTP 200 is an error; credits: InsufficientCredits."""
     err = w.map_error(status=status, body=body, endpoint=endpoint, retry_after=2.0)
     assert type(err) is cls
     assert err.status_code == status

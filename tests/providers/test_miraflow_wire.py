@@ -348,6 +348,7 @@ def test_success_answers_are_not_errors() -> None:
     ],
 )
 def test_error_mapping(status: int, body: object, cls: type[APIStatusError]) -> None:
+    """RELIABILITY #14, #18: a failure envelope on 200 is an error; credits: InsufficientCredits."""
     err = _err(status, body)
     assert type(err) is cls
     assert err.status_code == status
