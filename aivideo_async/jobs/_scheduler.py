@@ -590,7 +590,8 @@ class Scheduler:
         handle._s_phase = _Phase.SCHEDULED
         handle._s_due = at
         heapq.heappush(self._heap, (at, self._seq, handle))
-        if at < self._sleep_until:
+        if at < self._sleep_until and self._in_flight < self._max_in_flight:
+            # (With every slot busy, the worker that frees one looks at the heap.)
             self._wake()
 
     def _wake(self) -> None:
