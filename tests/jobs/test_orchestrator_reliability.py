@@ -26,7 +26,7 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from aivideo_async._config import Limits, PollPolicy, Timeouts
+from aivideo_async._config import Limits, PollPolicy, RetryPolicy, Timeouts
 from aivideo_async._exceptions import (
     AuthenticationError,
     ConnectError,
@@ -683,3 +683,58 @@ async def test_create_on_a_kept_alive_connection_closed_by_the_server_reliabilit
         assert entry.state is S.UNKNOWN
     assert requests == [b"GET /v1/jobs/j0", b"POST /v1/jobs"]
     assert connections == 1  # the create went over the kept-alive connection
+
+
+async def test_provider_down_with_many_jobs_in_flight_pauses_polls_reliability_31() -> None:
+    """
+    RELIABILITY #31: 40 accepted jobs, then the provider goes down (every
+    request answers 503). The shared retry budget runs dry and the breaker opens;
+    while it is open polls pause (one probe per cool-down) and no job fails.
+    When the provider is back, every job finishes.
+    """
+    # Session retries off: every 503 reaches the scheduler's error policy.
+    frozen = EmulatorConfig(time_scale=1000.0)  # no job ends until advance()
+    async with emulator_and_client(frozen, retry=RetryPolicy(attempts=1)) as (emu, mira):
+        options = {
+            "breaker_threshold": 3,
+            "breaker_cooldown": 0.05,
+            "retry_policy": RetryPolicy(attempts=3, base=0.01, cap=0.05, budget=20),
+        }
+        async with Orchestrator(
+            backends=[mira], poll_policy=POLL, scheduler_options=options
+        ) as orch:
+            handles = [await orch.submit(mira_spec(mira, f"k{n}"), key=f"k{n}") for n in range(40)]
+            emu.set_faults(  # the provider goes down
+                [FaultRule(endpoint="miraflow.*", kind="server_error", params={"status": 503})]
+            )
+
+            async def breaker_opened(times: int) -> int:
+                # Real time passing is what is under test: watch the counter.
+                for _ in range(4000):
+                    if orch.scheduler.stats()["breaker_opens"] >= times:
+                        return polls()
+                    await anyio.sleep(0.005)
+                raise AssertionError(f"the breaker did not open {times} times")
+
+            def polls() -> int:
+                by_endpoint = emu.stats()["requests_by_endpoint"]
+                return int(
+                    by_endpoint.get("miraflow.status", 0) + by_endpoint.get("miraflow.list", 0)
+                )
+
+            await breaker_opened(2)
+            provider = orch.scheduler.stats()["providers"]["miraflow"]
+            assert provider["retry_tokens"] < 5  # the shared budget ran dry
+            before = await breaker_opened(3)
+            after = await breaker_opened(4)
+            # One more open -> half-open -> open cycle costs a probe, not a
+            # poll per job (40 jobs would be 40 polls).
+            assert after - before <= 2, (before, after)
+            assert not any(h.done() for h in handles)  # polls paused; no job failed
+
+            emu.clear_faults()
+            emu.advance(10**6)
+            with anyio.fail_after(30):
+                results = await orch.gather(handles)
+            assert sorted(r.job_id for r in results) == sorted(h.job_id for h in handles)
+            assert orch.scheduler.stats()["providers"]["miraflow"]["breaker"] == "closed"
