@@ -298,6 +298,7 @@ async def test_server_down_opens_the_breaker_polls_pause_and_no_job_fails() -> N
         # Far fewer polls than 1,000 jobs x (600 s / 15 s): the breaker holds them back.
         assert len(backend.calls) < 2000
         assert not any(h.done() for h in handles)
+        assert stats["providers"]["fake"]["retry_tokens"] < 500  # retries were paid for
         backend.down = None
         for i in range(n):
             backend.set(f"j{i}", state=JobState.SUCCEEDED, raw_status="done")
@@ -584,3 +585,64 @@ async def test_a_list_that_rarely_answers_is_only_probed() -> None:
             backend.set(f"j{i}", state=JobState.SUCCEEDED, raw_status="done")
         await time.advance(30.0)
         assert all(h.handle_status is JobHandle.Status.SUCCEEDED for h in handles)
+
+
+async def test_429s_halve_the_poll_rate_and_good_polls_restore_it() -> None:
+    """
+    RELIABILITY #25: each 429 halves the provider's poll rate (AIMD, down to 1/16),
+    every good poll adds 0.02 back; the pause is Retry-After plus up to 10 %
+    jitter, never less.
+    """
+    time = FakeTime()
+    backend = FakeBackend(time)
+    for i in range(50):
+        backend.add(f"j{i}", state=JobState.RUNNING)
+    limits = {"fake": ProviderLimits(rate=10.0, burst=1)}
+    async with running(backend, time=time, provider_limits=limits) as scheduler:
+        for i in range(50):
+            scheduler.track(provider="fake", kind="video", job_id=f"j{i}", key=f"k{i}")
+        backend.errors.extend(RateLimited("busy", retry_after=10.0) for _ in range(3))
+        await time.run_until(lambda: len(backend.rate_limited_at) == 3, limit=100.0, step=0.5)
+        assert scheduler.stats()["providers"]["fake"]["rate_factor"] == pytest.approx(1 / 8)
+        # Jitter with FixedRandom(0.5) makes each pause 10 x 1.05 s: nothing starts inside.
+        for answered, _ in backend.rate_limited_at:
+            later = [t for t, _, _ in backend.calls if t > answered]
+            assert not later or min(later) >= answered + 10.5
+        last = backend.rate_limited_at[-1][0]
+        await time.advance_to(last + 10.5 + 4.0)
+        after = [t for t, _, _ in backend.calls if t > last]
+        assert len(after) <= 10  # 4 s at the full rate would be 40 polls
+        good = len(after)
+        factor = scheduler.stats()["providers"]["fake"]["rate_factor"]
+        assert factor == pytest.approx(1 / 8 + 0.02 * good)
+        await time.advance(120.0)
+        assert scheduler.stats()["providers"]["fake"]["rate_factor"] == 1.0
+
+
+async def test_an_empty_retry_budget_slows_retries_to_the_cadence() -> None:
+    """
+    RELIABILITY #24/#31: with the breaker out of the way, 1,000 failing jobs drain
+    the shared retry budget; from then on failed polls wait a full cadence
+    step instead of a quick retry, and still no job fails.
+    """
+    time = FakeTime()
+    backend = FakeBackend(time)
+    for i in range(1000):
+        backend.add(f"j{i}", state=JobState.RUNNING)
+    backend.down = ServerError("503", status_code=503)
+    limits = {"fake": ProviderLimits(rate=1000.0, burst=1000, concurrency=50)}
+    async with running(
+        backend, time=time, provider_limits=limits, breaker_threshold=1_000_000
+    ) as scheduler:
+        handles = [
+            scheduler.track(provider="fake", kind="video", job_id=f"j{i}", key=f"k{i}")
+            for i in range(1000)
+        ]
+        await time.advance(3.0)
+        assert scheduler.stats()["providers"]["fake"]["retry_tokens"] < 5  # 500 / 5 per retry
+        calls = len(backend.calls)
+        await time.advance(7.0)
+        # Quick retries (0.5 s doubling) would poll each job again within seconds;
+        # with the budget dry the next try is 7.5-15 s away.
+        assert len(backend.calls) - calls < 150
+        assert not any(h.done() for h in handles)
