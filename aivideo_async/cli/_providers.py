@@ -1,44 +1,38 @@
 """
 Provider commands: ``aivideo miraflow ...``, ``aivideo aivideomaker ...``, ``aivideo nemo ...``.
 
-Lists print numbered tables; create commands show what will be created, ask
-for confirmation (``--yes`` skips), send the create once through an
-orchestrator (``--journal`` keeps it durably), print the job id, and with
-``--wait`` follow the job with a progress bar.
+Lists print numbered tables; create commands go through the shared create flow
+(:mod:`._create`: preview, confirm, submit once, job id, ``--wait``); the
+commands that read run through :func:`_query`.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, TypeVar
 
-import anyio
 import attrs
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ._api import (
-    JobError,
     JobResult,
     JobSpec,
     JobStatus,
     Miraflow,
-    Orchestrator,
     TextEvent,
     ToolCall,
     ToolResult,
     timeline_summary,
 )
 from ._app import app, fail, run_async
-from ._clients import Clients, download_result, open_clients
-from ._errors import ExitCode
-from ._live import LiveView, Row, make_console
+from ._clients import Clients, open_clients
+from ._create import CreateOptions, CreateRequest, create
+from ._live import make_console
+from ._options import BaseUrl, JsonOut, Out, Yes, with_options
+from ._output import Listing, confirm_or_exit, emit_json, print_fields, print_table, public_fields
 
 __all__ = ["miraflow_app", "aivideomaker_app", "nemo_app"]
 
@@ -61,45 +55,24 @@ app.add_typer(miraflow_app)
 app.add_typer(aivideomaker_app)
 app.add_typer(nemo_app)
 
-BaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--base-url",
-        envvar="AIVIDEO_BASE_URL",
-        help="API root to use instead of the provider's (e.g. an emulator).",
-    ),
-]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-Yes = Annotated[bool, typer.Option("--yes", "-y", help="Create without asking.")]
-Wait = Annotated[bool, typer.Option("--wait", "-w", help="Follow the job to its end.")]
-JournalPath = Annotated[
-    Path | None,
-    typer.Option("--journal", "-j", help="Record the create in this SQLite journal."),
-]
-Key = Annotated[
-    str | None,
-    typer.Option(
-        "--key", help="Journal key (default: a new one); the same key never creates twice."
-    ),
-]
+T = TypeVar("T")
 
 
-def _emit(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+def _query(
+    provider: str,
+    base_url: str | None,
+    fetch: Callable[[Clients], Awaitable[T]],
+    show: Callable[[T], None],
+) -> NoReturn:
+    """Run a command that reads: open the client, ``fetch``, close it, then ``show``."""
 
+    async def main() -> int:
+        async with open_clients([provider], base_url) as clients:
+            value = await fetch(clients)
+        show(value)
+        return 0
 
-def _console(*, stderr: bool = False) -> Console:
-    return make_console(stderr=stderr)
-
-
-def _numbered(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, show_edge=False)
-    table.add_column("#", justify="right", style="dim")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for number, row in enumerate(rows, start=1):
-        table.add_row(str(number), *("" if v is None else str(v) for v in row))
-    _console().print(table)
+    run_async(main)
 
 
 def _status_dict(status: JobStatus) -> dict[str, Any]:
@@ -117,119 +90,13 @@ def _status_dict(status: JobStatus) -> dict[str, Any]:
 def _print_status(job_id: str, status: JobStatus, json_output: bool) -> None:
     data = {"job_id": job_id, **_status_dict(status)}
     if json_output:
-        _emit(data)
+        emit_json(data)
         return
-    table = Table(show_header=False, show_edge=False)
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
-    for name, value in data.items():
-        if value is not None:
-            table.add_row(name, f"{value:.0%}" if name == "progress" else str(value))
-    _console().print(table)
-
-
-@attrs.frozen(kw_only=True)
-class CreateRequest:
-    """A create command: what to show before asking, and how to build the spec."""
-
-    provider: str
-    kind: str
-    describe: Sequence[tuple[str, str]]
-    build: Callable[[Clients], Awaitable[JobSpec]]
-
-
-def _confirm(request: CreateRequest, *, yes: bool, json_output: bool) -> None:
-    console = _console(stderr=json_output)
-    console.print(f"about to create: {request.provider} {request.kind}", style="bold")
-    table = Table(show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
-    for name, value in request.describe:
-        table.add_row(name, value)
-    console.print(table)
-    if yes:
-        return
-    try:
-        ok = typer.confirm("Create it?", default=False, err=True)
-    except typer.Abort:
-        fail(
-            "no confirmation (pass --yes to create without asking); nothing was sent",
-            ExitCode.NOT_CONFIRMED,
-        )
-    if not ok:
-        fail("not confirmed; nothing was sent", ExitCode.NOT_CONFIRMED)
-
-
-def _create(
-    request: CreateRequest,
-    *,
-    base_url: str | None,
-    yes: bool,
-    wait: bool,
-    json_output: bool,
-    journal: Path | None,
-    key: str | None,
-    download: Path | None = None,
-) -> None:
-    _confirm(request, yes=yes, json_output=json_output)
-    console = _console()
-    job_key = key or f"cli/{request.provider}/{uuid.uuid4().hex[:12]}"
-
-    async def main() -> int:
-        async with open_clients([request.provider], base_url) as clients:
-            spec = await request.build(clients)
-            async with Orchestrator(journal=journal, backends=clients.backends) as orch:
-                handle = await orch.submit(spec, key=job_key)
-                data: dict[str, Any] = {
-                    "provider": handle.provider,
-                    "kind": handle.kind,
-                    "key": handle.key,
-                    "job_id": handle.job_id,
-                }
-                if not json_output:
-                    console.print(
-                        Text.assemble(
-                            "job id: ", (handle.job_id, "bold green"), f"  (key {handle.key})"
-                        )
-                    )
-                if not wait:
-                    if json_output:
-                        _emit(data)
-                    return 0
-                row = Row(key=handle.key, provider=handle.provider, kind=request.kind)
-                row.handle = handle
-                view = LiveView(
-                    _console(stderr=True) if json_output else console,
-                    [row],
-                    title=f"{handle.provider} job {handle.job_id}",
-                    plain=None,
-                )
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(view.run)
-                    try:
-                        result: JobResult | None = await handle
-                        error = None
-                    except JobError as exc:
-                        result, error = None, exc
-                    finally:
-                        view.stop()
-                data["state"] = row.state
-                if result is not None:
-                    data.update(url=result.url, media_id=result.media_id)
-                    if download is not None:
-                        path = await download_result(clients, result, download)
-                        data["file"] = str(path)
-                if error is not None:
-                    data["error"] = error.message or type(error).__name__
-        if json_output:
-            _emit(data)
-        else:
-            for name in ("state", "url", "media_id", "file", "error"):
-                if data.get(name):
-                    console.print(f"{name}: {data[name]}", highlight=False, soft_wrap=True)
-        return int(ExitCode.OK if data["state"] == "succeeded" else ExitCode.JOBS_FAILED)
-
-    run_async(main)
+    print_fields(
+        (name, f"{value:.0%}" if name == "progress" else str(value))
+        for name, value in data.items()
+        if value is not None
+    )
 
 
 def _is_file(value: str) -> bool:
@@ -251,60 +118,32 @@ def _media_label(value: str) -> str:
 @miraflow_app.command("avatars")
 def mf_avatars(base_url: BaseUrl = None, json_output: JsonOut = False) -> None:
     """List avatars (stock and your own): name and id."""
-
-    async def main() -> int:
-        async with open_clients(["miraflow"], base_url) as c:
-            avatars = await c.mira.list_avatars()
-        if json_output:
-            _emit([{k: v for k, v in attrs.asdict(a).items() if k != "raw"} for a in avatars])
-        else:
-            _numbered(
-                "Miraflow avatars",
-                ("name", "id", "voice id", "photo"),
-                [(a.name, a.id, a.voice_id, "yes" if a.is_photo else "") for a in avatars],
-            )
-        return 0
-
-    run_async(main)
+    listing = Listing(
+        "Miraflow avatars",
+        ("name", "id", "voice id", "photo"),
+        lambda a: (a.name, a.id, a.voice_id, "yes" if a.is_photo else ""),
+    )
+    _query("miraflow", base_url, lambda c: c.mira.list_avatars(), listing.printer(json_output))
 
 
 @miraflow_app.command("voices")
 def mf_voices(base_url: BaseUrl = None, json_output: JsonOut = False) -> None:
     """List voices: name and id."""
-
-    async def main() -> int:
-        async with open_clients(["miraflow"], base_url) as c:
-            voices = await c.mira.list_voices()
-        if json_output:
-            _emit([{k: v for k, v in attrs.asdict(x).items() if k != "raw"} for x in voices])
-        else:
-            _numbered("Miraflow voices", ("name", "id"), [(v.name, v.id) for v in voices])
-        return 0
-
-    run_async(main)
+    listing = Listing("Miraflow voices", ("name", "id"), lambda v: (v.name, v.id))
+    _query("miraflow", base_url, lambda c: c.mira.list_voices(), listing.printer(json_output))
 
 
 @miraflow_app.command("videos")
 def mf_videos(base_url: BaseUrl = None, json_output: JsonOut = False) -> None:
     """List completed videos: name and id."""
-
-    async def main() -> int:
-        async with open_clients(["miraflow"], base_url) as c:
-            videos = await c.mira.list_videos()
-        if json_output:
-            _emit([{k: v for k, v in attrs.asdict(x).items() if k != "raw"} for x in videos])
-        else:
-            _numbered(
-                "Miraflow videos",
-                ("name", "id", "created"),
-                [(v.name, v.id, v.created_at) for v in videos],
-            )
-        return 0
-
-    run_async(main)
+    listing = Listing(
+        "Miraflow videos", ("name", "id", "created"), lambda v: (v.name, v.id, v.created_at)
+    )
+    _query("miraflow", base_url, lambda c: c.mira.list_videos(), listing.printer(json_output))
 
 
 @miraflow_app.command("create-video")
+@with_options
 def mf_create_video(
     avatar: Annotated[str, typer.Option("--avatar", help="Avatar id (see `avatars`).")],
     name: Annotated[str, typer.Option("--name", help="Video name.")],
@@ -317,13 +156,9 @@ def mf_create_video(
         bool | None,
         typer.Option("--full/--face", help="Photo avatars: full body (slower) or face crop."),
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="With --wait: download here.")] = None,
-    base_url: BaseUrl = None,
-    yes: Yes = False,
-    wait: Wait = False,
-    json_output: JsonOut = False,
-    journal: JournalPath = None,
-    key: Key = None,
+    out: Out = None,
+    *,
+    options: CreateOptions,
 ) -> None:
     """Create an avatar video from a script (--text) or an audio track (--audio)."""
     if (text is None) == (audio is None):
@@ -345,31 +180,12 @@ def mf_create_video(
             avatar_id=avatar, name=name, media_id=media, im2vid_full=full
         )
 
-    _create(
-        CreateRequest(provider="miraflow", kind="video", describe=describe, build=build),
-        base_url=base_url,
-        yes=yes,
-        wait=wait,
-        json_output=json_output,
-        journal=journal,
-        key=key,
-        download=out,
+    create(
+        CreateRequest(
+            provider="miraflow", kind="video", describe=describe, build=build, download=out
+        ),
+        options,
     )
-
-
-def _image_describe(
-    prompt: str, name: str | None, ratio: str | None, neg: str | None, seed: int | None
-) -> list[tuple[str, str]]:
-    out = [("prompt", prompt)]
-    for label, value in (
-        ("name", name),
-        ("aspect ratio", ratio),
-        ("negative prompt", neg),
-        ("seed", seed),
-    ):
-        if value is not None:
-            out.append((label, str(value)))
-    return out
 
 
 Prompt = Annotated[str, typer.Option("--prompt", "-p", help="What to generate.")]
@@ -377,143 +193,122 @@ ImageName = Annotated[str | None, typer.Option("--name", help="Image name.")]
 Ratio = Annotated[str | None, typer.Option("--aspect-ratio", help="1:1, 16:9, 9:16, 4:3 or 3:4.")]
 Negative = Annotated[str | None, typer.Option("--negative-prompt", help="What to avoid.")]
 Seed = Annotated[int | None, typer.Option("--seed", help="Generation seed.")]
-ImageOut = Annotated[Path | None, typer.Option("--out", help="With --wait: download here.")]
 
 
-@miraflow_app.command("generate-image")
-def mf_generate_image(
-    prompt: Prompt,
-    name: ImageName = None,
-    aspect_ratio: Ratio = None,
-    negative_prompt: Negative = None,
-    seed: Seed = None,
-    out: ImageOut = None,
-    base_url: BaseUrl = None,
-    yes: Yes = False,
-    wait: Wait = False,
-    json_output: JsonOut = False,
-    journal: JournalPath = None,
-    key: Key = None,
-) -> None:
-    """Generate an image from a prompt."""
+@attrs.frozen(kw_only=True)
+class ImageOptions:
+    """The options every Miraflow image command takes after its own."""
 
-    async def build(c: Clients) -> JobSpec:
-        return c.mira.image(
-            prompt=prompt,
-            name=name,
-            aspect_ratio=aspect_ratio,
-            negative_prompt=negative_prompt,
-            seed=seed,
-        )
+    name: ImageName = None
+    aspect_ratio: Ratio = None
+    negative_prompt: Negative = None
+    seed: Seed = None
+    out: Out = None
+    create: CreateOptions
 
-    _create(
+    def describe(self, prompt: str) -> list[tuple[str, str]]:
+        """The preview lines: the prompt, then the settings given."""
+        out = [("prompt", prompt)]
+        for label, value in (
+            ("name", self.name),
+            ("aspect ratio", self.aspect_ratio),
+            ("negative prompt", self.negative_prompt),
+            ("seed", self.seed),
+        ):
+            if value is not None:
+                out.append((label, str(value)))
+        return out
+
+    def settings(self) -> dict[str, Any]:
+        """The builder's keyword arguments these options set."""
+        return {
+            "name": self.name,
+            "aspect_ratio": self.aspect_ratio,
+            "negative_prompt": self.negative_prompt,
+            "seed": self.seed,
+        }
+
+
+def _create_image(
+    prompt: str,
+    options: ImageOptions,
+    *,
+    describe: Sequence[tuple[str, str]] = (),
+    build: Callable[[Clients, dict[str, Any]], Awaitable[JobSpec]],
+) -> NoReturn:
+    """An image create: the shared preview lines and settings, then ``describe``/``build``."""
+
+    async def spec(c: Clients) -> JobSpec:
+        return await build(c, {"prompt": prompt, **options.settings()})
+
+    create(
         CreateRequest(
             provider="miraflow",
             kind="image",
-            describe=_image_describe(prompt, name, aspect_ratio, negative_prompt, seed),
-            build=build,
+            describe=[*options.describe(prompt), *describe],
+            build=spec,
+            download=options.out,
         ),
-        base_url=base_url,
-        yes=yes,
-        wait=wait,
-        json_output=json_output,
-        journal=journal,
-        key=key,
-        download=out,
+        options.create,
     )
 
 
+@miraflow_app.command("generate-image")
+@with_options
+def mf_generate_image(prompt: Prompt, *, options: ImageOptions) -> None:
+    """Generate an image from a prompt."""
+
+    async def build(c: Clients, settings: dict[str, Any]) -> JobSpec:
+        return c.mira.image(**settings)
+
+    _create_image(prompt, options, build=build)
+
+
 @miraflow_app.command("edit-image")
+@with_options
 def mf_edit_image(
     prompt: Prompt,
     reference: Annotated[
         list[str],
         typer.Option("--reference", "-r", help="Reference image: a file (uploaded) or media id."),
     ],
-    name: ImageName = None,
-    aspect_ratio: Ratio = None,
-    negative_prompt: Negative = None,
-    seed: Seed = None,
-    out: ImageOut = None,
-    base_url: BaseUrl = None,
-    yes: Yes = False,
-    wait: Wait = False,
-    json_output: JsonOut = False,
-    journal: JournalPath = None,
-    key: Key = None,
+    *,
+    options: ImageOptions,
 ) -> None:
     """Edit images: a prompt applied to one or more references."""
-    describe = _image_describe(prompt, name, aspect_ratio, negative_prompt, seed)
-    describe += [("reference", _media_label(r)) for r in reference]
 
-    async def build(c: Clients) -> JobSpec:
+    async def build(c: Clients, settings: dict[str, Any]) -> JobSpec:
         ids = [await _media_id(c.mira, r) for r in reference]
-        return c.mira.edit_image(
-            prompt=prompt,
-            reference_media_ids=ids,
-            name=name,
-            aspect_ratio=aspect_ratio,
-            negative_prompt=negative_prompt,
-            seed=seed,
-        )
+        return c.mira.edit_image(reference_media_ids=ids, **settings)
 
-    _create(
-        CreateRequest(provider="miraflow", kind="image", describe=describe, build=build),
-        base_url=base_url,
-        yes=yes,
-        wait=wait,
-        json_output=json_output,
-        journal=journal,
-        key=key,
-        download=out,
-    )
+    references = [("reference", _media_label(r)) for r in reference]
+    _create_image(prompt, options, describe=references, build=build)
 
 
 @miraflow_app.command("inpaint")
+@with_options
 def mf_inpaint(
     prompt: Prompt,
     original: Annotated[str, typer.Option("--original", help="Image file or media id.")],
     mask: Annotated[str, typer.Option("--mask", help="Mask file or media id (white is replaced).")],
-    name: ImageName = None,
-    aspect_ratio: Ratio = None,
-    negative_prompt: Negative = None,
-    seed: Seed = None,
-    out: ImageOut = None,
-    base_url: BaseUrl = None,
-    yes: Yes = False,
-    wait: Wait = False,
-    json_output: JsonOut = False,
-    journal: JournalPath = None,
-    key: Key = None,
+    *,
+    options: ImageOptions,
 ) -> None:
     """Inpaint: replace the white area of a mask in an image."""
-    describe = _image_describe(prompt, name, aspect_ratio, negative_prompt, seed)
-    describe += [("original", _media_label(original)), ("mask", _media_label(mask))]
 
-    async def build(c: Clients) -> JobSpec:
+    async def build(c: Clients, settings: dict[str, Any]) -> JobSpec:
         return c.mira.inpaint(
             original_media_id=await _media_id(c.mira, original),
             mask_media_id=await _media_id(c.mira, mask),
-            prompt=prompt,
-            name=name,
-            aspect_ratio=aspect_ratio,
-            negative_prompt=negative_prompt,
-            seed=seed,
+            **settings,
         )
 
-    _create(
-        CreateRequest(provider="miraflow", kind="image", describe=describe, build=build),
-        base_url=base_url,
-        yes=yes,
-        wait=wait,
-        json_output=json_output,
-        journal=journal,
-        key=key,
-        download=out,
-    )
+    images = [("original", _media_label(original)), ("mask", _media_label(mask))]
+    _create_image(prompt, options, describe=images, build=build)
 
 
 Kind = Annotated[str, typer.Option("--kind", help="video or image.")]
+JobId = Annotated[str, typer.Argument(help="The job id a create printed.")]
 
 
 def _check_kind(kind: str) -> None:
@@ -523,21 +318,19 @@ def _check_kind(kind: str) -> None:
 
 @miraflow_app.command("status")
 def mf_status(
-    job_id: Annotated[str, typer.Argument(help="The job id a create printed.")],
+    job_id: JobId,
     kind: Kind = "video",
     base_url: BaseUrl = None,
     json_output: JsonOut = False,
 ) -> None:
     """Show a job's state and progress."""
     _check_kind(kind)
-
-    async def main() -> int:
-        async with open_clients(["miraflow"], base_url) as c:
-            status = await c.mira.poll(kind, job_id)
-        _print_status(job_id, status, json_output)
-        return 0
-
-    run_async(main)
+    _query(
+        "miraflow",
+        base_url,
+        lambda c: c.mira.poll(kind, job_id),
+        lambda status: _print_status(job_id, status, json_output),
+    )
 
 
 @miraflow_app.command("download")
@@ -551,18 +344,15 @@ def mf_download(
     """Download a finished video or image (atomically)."""
     _check_kind(kind)
 
-    async def main() -> int:
-        async with open_clients(["miraflow"], base_url) as c:
-            result = JobResult(provider="miraflow", kind=kind, job_id=job_id)
-            path = await c.mira.download(result, dest)
+    def show(path: Path) -> None:
         size = path.stat().st_size
         if json_output:
-            _emit({"job_id": job_id, "file": str(path), "bytes": size})
+            emit_json({"job_id": job_id, "file": str(path), "bytes": size})
         else:
-            _console().print(f"downloaded {size} bytes to {path}")
-        return 0
+            make_console().print(f"downloaded {size} bytes to {path}")
 
-    run_async(main)
+    result = JobResult(provider="miraflow", kind=kind, job_id=job_id)
+    _query("miraflow", base_url, lambda c: c.mira.download(result, dest), show)
 
 
 # -- aivideomaker ---------------------------------------------------------------------------
@@ -570,7 +360,22 @@ def mf_download(
 _MODELS = ("t2v", "i2v", "lv", "t2v_v3", "i2v_v3")
 
 
+def _check_prompts(model: str, prompts: Sequence[str], image: str | None) -> None:
+    """Refuse, before anything is sent, what the model cannot take."""
+    if model not in _MODELS:
+        fail(f"--model: got {model!r}, expected one of {', '.join(_MODELS)}")
+    if model.startswith("t2v") and len(prompts) != 1:
+        fail("--prompt: text to video takes exactly one prompt")
+    if model != "lv" and len(prompts) > 1:
+        fail(f"--prompt: {model} takes one prompt")
+    if model == "lv" and not prompts:
+        fail("--prompt: a long video needs 1-6 prompts (repeat --prompt)")
+    if not model.startswith("t2v") and image is None:
+        fail(f"--image: {model} needs a first frame (an https URL or a file)")
+
+
 @aivideomaker_app.command("generate")
+@with_options
 def avm_generate(
     model: Annotated[str, typer.Option("--model", "-m", help=", ".join(_MODELS))] = "t2v",
     prompt: Annotated[
@@ -584,26 +389,13 @@ def avm_generate(
     aspect_ratio: Annotated[
         str, typer.Option("--aspect-ratio", help="t2v: 16:9, 9:16, 1:1.")
     ] = "16:9",
-    out: Annotated[Path | None, typer.Option("--out", help="With --wait: download here.")] = None,
-    base_url: BaseUrl = None,
-    yes: Yes = False,
-    wait: Wait = False,
-    json_output: JsonOut = False,
-    journal: JournalPath = None,
-    key: Key = None,
+    out: Out = None,
+    *,
+    options: CreateOptions,
 ) -> None:
     """Generate a video: text to video, image to video, or a long video."""
-    if model not in _MODELS:
-        fail(f"--model: got {model!r}, expected one of {', '.join(_MODELS)}")
     prompts = list(prompt or [])
-    if model.startswith("t2v") and len(prompts) != 1:
-        fail("--prompt: text to video takes exactly one prompt")
-    if model != "lv" and len(prompts) > 1:
-        fail(f"--prompt: {model} takes one prompt")
-    if model == "lv" and not prompts:
-        fail("--prompt: a long video needs 1-6 prompts (repeat --prompt)")
-    if not model.startswith("t2v") and image is None:
-        fail(f"--image: {model} needs a first frame (an https URL or a file)")
+    _check_prompts(model, prompts, image)
     describe = [("model", model)] + [("prompt", p) for p in prompts]
     if image is not None:
         describe.append(("image", f"{image} (sent inline)" if _is_file(image) else image))
@@ -625,15 +417,11 @@ def avm_generate(
             image=ref, prompt=prompts[0] if prompts else None, duration=duration, model=model
         )
 
-    _create(
-        CreateRequest(provider="aivideomaker", kind=model, describe=describe, build=build),
-        base_url=base_url,
-        yes=yes,
-        wait=wait,
-        json_output=json_output,
-        journal=journal,
-        key=key,
-        download=out,
+    create(
+        CreateRequest(
+            provider="aivideomaker", kind=model, describe=describe, build=build, download=out
+        ),
+        options,
     )
 
 
@@ -643,42 +431,41 @@ TaskId = Annotated[str, typer.Argument(help="The task id a create printed.")]
 @aivideomaker_app.command("status")
 def avm_status(task_id: TaskId, base_url: BaseUrl = None, json_output: JsonOut = False) -> None:
     """Show a task's state (and its video URL once completed)."""
+    _query(
+        "aivideomaker",
+        base_url,
+        lambda c: c.avm.poll("video", task_id),
+        lambda status: _print_status(task_id, status, json_output),
+    )
 
-    async def main() -> int:
-        async with open_clients(["aivideomaker"], base_url) as c:
-            status = await c.avm.poll("video", task_id)
-        _print_status(task_id, status, json_output)
-        return 0
 
-    run_async(main)
+def _print_task(task: Any, json_output: bool) -> None:
+    if json_output:
+        emit_json(dict(task.raw) or public_fields(task))
+        return
+    fields = [
+        ("id", task.id),
+        ("status", task.status),
+        ("model", task.model or ""),
+        ("input", json.dumps(dict(task.input or {}))[:500]),
+        ("video", (task.output.best_url or "") if task.output else ""),
+        ("created", task.created_at or ""),
+        ("completed", task.completed_at or ""),
+    ]
+    if task.message:
+        fields.append(("message", task.message))
+    print_fields(fields)
 
 
 @aivideomaker_app.command("task")
 def avm_task(task_id: TaskId, base_url: BaseUrl = None, json_output: JsonOut = False) -> None:
     """Show a task in full: model, input, output, times."""
-
-    async def main() -> int:
-        async with open_clients(["aivideomaker"], base_url) as c:
-            task = await c.avm.get_task(task_id)
-        if json_output:
-            _emit(dict(task.raw) or {k: v for k, v in attrs.asdict(task).items() if k != "raw"})
-            return 0
-        table = Table(show_header=False, show_edge=False)
-        table.add_column("field", style="bold")
-        table.add_column("value", overflow="fold")
-        table.add_row("id", task.id)
-        table.add_row("status", task.status)
-        table.add_row("model", task.model or "")
-        table.add_row("input", json.dumps(dict(task.input or {}))[:500])
-        table.add_row("video", (task.output.best_url or "") if task.output else "")
-        table.add_row("created", task.created_at or "")
-        table.add_row("completed", task.completed_at or "")
-        if task.message:
-            table.add_row("message", task.message)
-        _console().print(table)
-        return 0
-
-    run_async(main)
+    _query(
+        "aivideomaker",
+        base_url,
+        lambda c: c.avm.get_task(task_id),
+        lambda task: _print_task(task, json_output),
+    )
 
 
 @aivideomaker_app.command("cancel")
@@ -687,33 +474,27 @@ def avm_cancel(
 ) -> None:
     """Cancel a task that is still queued (credits are refunded)."""
     if not yes:
-        try:
-            ok = typer.confirm(f"Cancel task {task_id}?", default=False, err=True)
-        except typer.Abort:
-            fail("no confirmation (pass --yes); nothing was sent", ExitCode.NOT_CONFIRMED)
-        if not ok:
-            fail("not confirmed; nothing was sent", ExitCode.NOT_CONFIRMED)
+        confirm_or_exit(
+            f"Cancel task {task_id}?", no_answer="no confirmation (pass --yes); nothing was sent"
+        )
 
-    async def main() -> int:
-        async with open_clients(["aivideomaker"], base_url) as c:
-            await c.avm.cancel("video", task_id)
+    def show(_: None) -> None:
         if json_output:
-            _emit({"task_id": task_id, "cancelled": True})
+            emit_json({"task_id": task_id, "cancelled": True})
         else:
-            _console().print(f"cancelled task {task_id}")
-        return 0
+            make_console().print(f"cancelled task {task_id}")
 
-    run_async(main)
+    _query("aivideomaker", base_url, lambda c: c.avm.cancel("video", task_id), show)
 
 
 # -- nemovideo -------------------------------------------------------------------------------
 
 SessionOpt = Annotated[str | None, typer.Option("--session", "-s", help="Session id.")]
+Session = Annotated[str, typer.Option("--session", "-s", help="Session id.")]
 
 
 def _event_dict(event: Any) -> dict[str, Any]:
-    data = {k: v for k, v in attrs.asdict(event).items() if k != "raw"}
-    return {"type": type(event).__name__, **data}
+    return {"type": type(event).__name__, **public_fields(event)}
 
 
 @nemo_app.command("chat")
@@ -726,8 +507,8 @@ def nemo_chat(
     """Send one message to the agent and stream its answer (a new session without --session)."""
 
     async def main() -> int:
-        err = _console(stderr=True)
-        out = _console()
+        err = make_console(stderr=True)
+        out = make_console()
         async with open_clients(["nemovideo"], base_url) as c:
             sid = session
             if sid is None:
@@ -758,74 +539,64 @@ def nemo_upload(
 ) -> None:
     """Upload media files into a session (a new session without --session)."""
 
-    async def main() -> int:
-        async with open_clients(["nemovideo"], base_url) as c:
-            result = await c.nemo.upload_files(session, [str(f) for f in files])
-            sid = session or c.nemo.current_session_id
-        rows = [{k: v for k, v in attrs.asdict(f).items() if k != "raw"} for f in result.files]
-        if json_output:
-            _emit({"session_id": sid, "files": rows})
-        else:
-            _numbered(
-                f"uploaded into session {sid}",
-                ("file", "type", "url"),
-                [(r["filename"], r["file_type"], r["cdn_url"]) for r in rows],
-            )
-        return 0
+    async def upload(c: Clients) -> tuple[str | None, Any]:
+        result = await c.nemo.upload_files(session, [str(f) for f in files])
+        return session or c.nemo.current_session_id, result
 
-    run_async(main)
+    def show(uploaded: tuple[str | None, Any]) -> None:
+        sid, result = uploaded
+        rows = [public_fields(f) for f in result.files]
+        if json_output:
+            emit_json({"session_id": sid, "files": rows})
+        else:
+            print_table(
+                [(r["filename"], r["file_type"], r["cdn_url"]) for r in rows],
+                ("file", "type", "url"),
+                title=f"uploaded into session {sid}",
+                numbered=True,
+            )
+
+    _query("nemovideo", base_url, upload, show)
 
 
 @nemo_app.command("state")
-def nemo_state(
-    session: Annotated[str, typer.Option("--session", "-s", help="Session id.")],
-    base_url: BaseUrl = None,
-    json_output: JsonOut = False,
-) -> None:
+def nemo_state(session: Session, base_url: BaseUrl = None, json_output: JsonOut = False) -> None:
     """Show a session's draft as a timeline."""
 
-    async def main() -> int:
-        async with open_clients(["nemovideo"], base_url) as c:
-            state = await c.nemo.state(session)
+    def show(state: Any) -> None:
         if json_output:
-            _emit(dict(state.raw))
+            emit_json(dict(state.raw))
         else:
-            _console().print(timeline_summary(state.draft), markup=False)
-        return 0
+            make_console().print(timeline_summary(state.draft), markup=False)
 
-    run_async(main)
+    _query("nemovideo", base_url, lambda c: c.nemo.state(session), show)
 
 
 @nemo_app.command("credits")
 def nemo_credits(base_url: BaseUrl = None, json_output: JsonOut = False) -> None:
     """Show the credit balance."""
 
-    async def main() -> int:
-        async with open_clients(["nemovideo"], base_url) as c:
-            balance = await c.nemo.credits()
-        data = {"available": balance.available, "frozen": balance.frozen, "total": balance.total}
+    def show(balance: Any) -> None:
         if json_output:
-            _emit(data)
+            emit_json(
+                {"available": balance.available, "frozen": balance.frozen, "total": balance.total}
+            )
         else:
-            _console().print(
+            make_console().print(
                 f"available {balance.available}, frozen {balance.frozen}, total {balance.total}"
             )
-        return 0
 
-    run_async(main)
+    _query("nemovideo", base_url, lambda c: c.nemo.credits(), show)
 
 
 @nemo_app.command("export")
+@with_options
 def nemo_export(
-    session: Annotated[str, typer.Option("--session", "-s", help="Session id.")],
-    out: Annotated[Path | None, typer.Option("--out", help="With --wait: download here.")] = None,
+    session: Session,
+    out: Out = None,
     quality: Annotated[str, typer.Option("--quality", help="Render quality.")] = "high",
-    base_url: BaseUrl = None,
-    yes: Yes = False,
-    wait: Wait = False,
-    json_output: JsonOut = False,
-    journal: JournalPath = None,
-    key: Key = None,
+    *,
+    options: CreateOptions,
 ) -> None:
     """Render a session's draft to an mp4 (a create: asks first)."""
 
@@ -833,20 +604,15 @@ def nemo_export(
         state = await c.nemo.state(session)
         return c.nemo.render_spec(session, state, quality=quality)
 
-    _create(
+    create(
         CreateRequest(
             provider="nemovideo",
             kind="render",
             describe=[("session", session), ("format", "mp4"), ("quality", quality)],
             build=build,
+            download=out,
         ),
-        base_url=base_url,
-        yes=yes,
-        wait=wait,
-        json_output=json_output,
-        journal=journal,
-        key=key,
-        download=out,
+        options,
     )
 
 
