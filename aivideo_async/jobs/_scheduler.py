@@ -545,7 +545,11 @@ class Scheduler:
             # A server hint wins over our own cadence (STYLE #17).
             return min(float(status.retry_after), self._max_pause)
         floor = policy.initial * _FLOOR_FRACTION
-        remaining = self._estimate(handle, status, now)
+        if status.progress is None:
+            handle._s_prog = None  # (what _estimate would do, without the call)
+            remaining = None
+        else:
+            remaining = self._estimate(handle, status, now)
         if remaining is not None:
             if remaining > _REFINE_ABOVE * floor:
                 # Far from the end the estimate is rough: look again shortly
@@ -728,7 +732,10 @@ class Scheduler:
                     batch, single = self._take(prov, kind, queue, now)
                     if not batch:
                         continue
-                    extras = [] if single else self._piggyback(prov, kind, len(batch), now)
+                    if single or kind in prov.no_batch:
+                        extras = []
+                    else:
+                        extras = self._piggyback(prov, kind, len(batch), now)
                     prov.tokens -= 1.0
                     prov.in_flight += 1
                     self._in_flight += 1
