@@ -15,7 +15,7 @@ import inspect
 import io
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -23,7 +23,6 @@ import anyio
 import attrs
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ._api import (
     AIVideoError,
@@ -43,8 +42,10 @@ from ._api import (
 from ._app import app, fail, run_async
 from ._clients import Clients, download_result, extension, open_clients, poll_policy, safe_name
 from ._errors import ExitCode
-from ._live import EventLog, LiveView, Row, make_console, phase_of
+from ._live import EventLog, LiveView, Row, make_console, paused_providers, phase_of
 from ._manifest import ManifestLine, ManifestProblem, parse_manifest
+from ._options import with_options
+from ._output import emit_json, print_table
 
 __all__ = ["KINDS", "build_spec", "BatchRun"]
 
@@ -270,12 +271,7 @@ class BatchRun:
         out["retries"] = self.events.retries
         sched = self.orch.scheduler.stats()
         out["429s"] = sched.get("rate_limited", 0)
-        paused = [
-            f"{name} {info['paused_for']:.1f}s"
-            for name, info in sched.get("providers", {}).items()
-            if info.get("paused_for", 0) > 0
-        ]
-        out["paused"] = ", ".join(paused) or None
+        out["paused"] = paused_providers(sched)
         if self.download is not None:
             out["downloaded"] = len(self.files)
         return out
@@ -427,19 +423,15 @@ def print_outcomes(console: Console, outcomes: Sequence[Outcome]) -> None:
     )
     bad = [o for o in outcomes if not o.ok]
     if bad:
-        table = Table(title="not succeeded", show_edge=False)
-        for column in ("line", "key", "provider/kind", "outcome", "job id", "error"):
-            table.add_column(column, overflow="fold")
-        for o in bad[:50]:
-            table.add_row(
-                "" if o.line is None else str(o.line),
-                o.key,
-                f"{o.provider}/{o.kind}",
-                o.outcome,
-                o.job_id or "",
-                o.error,
-            )
-        console.print(table)
+        print_table(
+            [
+                (o.line, o.key, f"{o.provider}/{o.kind}", o.outcome, o.job_id, o.error)
+                for o in bad[:50]
+            ],
+            ("line", "key", "provider/kind", "outcome", "job id", "error"),
+            title="not succeeded",
+            console=console,
+        )
         if len(bad) > 50:
             console.print(f"... and {len(bad) - 50} more (see --report)")
 
@@ -480,10 +472,85 @@ PollCapOpt = Annotated[
     typer.Option("--poll-cap", min=0.05, help="Longest wait between two polls (default 15)."),
 ]
 PlainOpt = Annotated[bool, typer.Option("--plain", help="Plain line output even on a terminal.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _console(plain: bool) -> Console:
-    return make_console(plain=plain)
+@attrs.frozen(kw_only=True)
+class PollOptions:
+    """
+    ``--poll-initial`` and ``--poll-cap``: how often the jobs are polled.
+
+    Example:
+        >>> PollOptions(poll_initial=0.2).policy()["poll_policy"].initial
+        0.2
+        >>> PollOptions().policy()
+        {}
+    """
+
+    poll_initial: PollInitialOpt = None
+    poll_cap: PollCapOpt = None
+
+    def policy(self) -> dict[str, Any]:
+        """The orchestrator's ``poll_policy`` argument, when one was asked for."""
+        policy = poll_policy(self.poll_initial, self.poll_cap)
+        return {} if policy is None else {"poll_policy": policy}
+
+
+@attrs.frozen(kw_only=True)
+class FollowOptions:
+    """The options of the commands that follow jobs to their end (``batch``, ``resume``)."""
+
+    download: DownloadOpt = None
+    report: ReportOpt = None
+    base_url: BaseUrlOpt = None
+    poll: PollOptions
+    plain: PlainOpt = False
+
+
+Specs = list[tuple[ManifestLine, JobSpec]]
+
+
+async def _no_specs(clients: Clients) -> Specs | None:
+    return []
+
+
+async def _follow_jobs(
+    journal: Path,
+    providers: Iterable[str],
+    options: FollowOptions,
+    console: Console,
+    *,
+    title: str,
+    specs: Callable[[Clients], Awaitable[Specs | None]] = _no_specs,
+    concurrency: int = 1,
+    resubmit_not_sent: bool = False,
+) -> int:
+    """
+    Open the clients and the journal's orchestrator, submit ``specs`` (after
+    re-attaching what the journal has unfinished), follow every job to its end,
+    download and report; returns the exit code. ``specs`` returning ``None``
+    means it reported bad lines: nothing is sent and the code is ``USAGE``.
+    """
+    async with open_clients(providers, options.base_url) as clients:
+        built = await specs(clients)
+        if built is None:
+            return int(ExitCode.USAGE)
+        async with Orchestrator(
+            journal=journal,
+            backends=clients.backends,
+            resubmit_not_sent=resubmit_not_sent,
+            **options.poll.policy(),
+        ) as orch:
+            run = BatchRun(
+                orch,
+                clients,
+                console,
+                concurrency=concurrency,
+                download=options.download,
+                title=title,
+            )
+            outcomes = await run.run(built)
+    return _finish(console, outcomes, options.report)
 
 
 @app.command(
@@ -493,16 +560,13 @@ def _console(plain: bool) -> Console:
     "edit-image, inpaint; aivideomaker t2v, i2v, lv, t2v_v3, i2v_v3; nemovideo render "
     "(params: session_id). params are the builder's keyword arguments."
 )
+@with_options
 def batch(
     manifest: Annotated[Path, typer.Argument(help="JSON Lines: provider, kind, params, key.")],
     journal: JournalOpt,
     concurrency: ConcurrencyOpt = 8,
-    download: DownloadOpt = None,
-    report: ReportOpt = None,
-    base_url: BaseUrlOpt = None,
-    poll_initial: PollInitialOpt = None,
-    poll_cap: PollCapOpt = None,
-    plain: PlainOpt = False,
+    *,
+    options: FollowOptions,
 ) -> None:
     """
     Submit one job per manifest line, each create at most once (journaled by
@@ -516,50 +580,40 @@ def batch(
         raise typer.Exit(int(ExitCode.USAGE))
     if not lines:
         fail(f"the manifest {manifest} has no job lines")
-    total = len(lines)
-    console = _console(plain)
+    console = make_console(plain=options.plain)
+
+    async def specs(clients: Clients) -> Specs | None:
+        built: Specs = []
+        bad: list[ManifestProblem] = []
+        for line in lines:
+            try:
+                built.append((line, await build_spec(clients, line)))
+            except InvalidInput as exc:
+                bad.append(ManifestProblem(line=line.line, reason=_reason(exc)))
+        if bad:
+            _report_problems(bad, len(lines))
+            return None
+        return built
 
     async def main() -> int:
         providers = {line.provider for line in lines}
         if journal.exists():
             # Resume needs every provider the journal mentions, not just this manifest's.
             providers |= await _journal_providers(journal)
-        async with open_clients(providers, base_url) as clients:
-            specs: list[tuple[ManifestLine, JobSpec]] = []
-            bad: list[ManifestProblem] = []
-            for line in lines:
-                try:
-                    specs.append((line, await build_spec(clients, line)))
-                except InvalidInput as exc:
-                    bad.append(ManifestProblem(line=line.line, reason=_reason(exc)))
-            if bad:
-                _report_problems(bad, total)
-                return int(ExitCode.USAGE)
-            async with Orchestrator(
-                journal=journal,
-                backends=clients.backends,
-                # A create that provably never left (Ctrl-C before its first byte,
-                # connection refused) is sent on the re-run: that is no duplicate.
-                resubmit_not_sent=True,
-                **_policy(poll_initial, poll_cap),
-            ) as orch:
-                run = BatchRun(
-                    orch,
-                    clients,
-                    console,
-                    concurrency=concurrency,
-                    download=download,
-                    title=f"aivideo batch {manifest.name}",
-                )
-                outcomes = await run.run(specs)
-        return _finish(console, outcomes, report)
+        return await _follow_jobs(
+            journal,
+            providers,
+            options,
+            console,
+            title=f"aivideo batch {manifest.name}",
+            specs=specs,
+            concurrency=concurrency,
+            # A create that provably never left (Ctrl-C before its first byte,
+            # connection refused) is sent on the re-run: that is no duplicate.
+            resubmit_not_sent=True,
+        )
 
     run_async(main)
-
-
-def _policy(initial: float | None, cap: float | None) -> dict[str, Any]:
-    policy = poll_policy(initial, cap)
-    return {} if policy is None else {"poll_policy": policy}
 
 
 def _finish(console: Console, outcomes: Sequence[Outcome], report: Path | None) -> int:
@@ -581,35 +635,18 @@ def _need_journal(path: Path) -> None:
 
 
 @app.command()
-def resume(
-    journal: JournalOpt,
-    download: DownloadOpt = None,
-    report: ReportOpt = None,
-    base_url: BaseUrlOpt = None,
-    poll_initial: PollInitialOpt = None,
-    poll_cap: PollCapOpt = None,
-    plain: PlainOpt = False,
-) -> None:
+@with_options
+def resume(journal: JournalOpt, *, options: FollowOptions) -> None:
     """
     Re-attach to every unfinished job in the journal (and look for lost
     creates), follow them to the end; no create is sent.
     """
     _need_journal(journal)
-    console = _console(plain)
+    console = make_console(plain=options.plain)
 
     async def main() -> int:
         providers = await _journal_providers(journal)
-        async with (
-            open_clients(providers, base_url) as clients,
-            Orchestrator(
-                journal=journal, backends=clients.backends, **_policy(poll_initial, poll_cap)
-            ) as orch,
-        ):
-            run = BatchRun(
-                orch, clients, console, concurrency=1, download=download, title="aivideo resume"
-            )
-            outcomes = await run.run([])
-        return _finish(console, outcomes, report)
+        return await _follow_jobs(journal, providers, options, console, title="aivideo resume")
 
     run_async(main)
 
@@ -618,7 +655,7 @@ def resume(
 def reconcile(
     journal: JournalOpt,
     base_url: BaseUrlOpt = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_output: JsonOpt = False,
 ) -> None:
     """
     Resolve creates whose outcome is unknown by asking each provider (client-chosen
@@ -645,18 +682,16 @@ def reconcile(
             for r in results
         ]
         if json_output:
-            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            emit_json(rows)
         elif not rows:
             console.print("no unknown outcomes in the journal")
         else:
-            table = Table(title="reconcile", show_edge=False)
-            for column in ("key", "provider", "outcome", "job id", "error"):
-                table.add_column(column, overflow="fold")
-            for r in rows:
-                table.add_row(
-                    r["key"], r["provider"], r["outcome"], r["job_id"] or "", r["error"] or ""
-                )
-            console.print(table)
+            print_table(
+                [(r["key"], r["provider"], r["outcome"], r["job_id"], r["error"]) for r in rows],
+                ("key", "provider", "outcome", "job id", "error"),
+                title="reconcile",
+                console=console,
+            )
             console.print("found jobs are tracked by `aivideo resume`")
         left = [r for r in results if not r.resolved]
         return int(ExitCode.OK if not left else ExitCode.OUTCOME_UNKNOWN)
@@ -679,7 +714,7 @@ def jobs(
         str | None, typer.Option("--provider", help="Only this provider's entries.")
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N entries.")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_output: JsonOpt = False,
 ) -> None:
     """List the journal's entries: key, provider, kind, submission state, job id, outcome."""
     _need_journal(journal)
@@ -710,23 +745,26 @@ def jobs(
             for e in entries
         ]
         if json_output:
-            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            emit_json(rows)
             return 0
-        console = make_console()
-        table = Table(title=f"{journal} ({len(rows)} entries)", show_edge=False)
-        for column in ("#", "key", "provider/kind", "state", "job id", "outcome", "error"):
-            table.add_column(column, overflow="fold")
-        for number, r in enumerate(rows, start=1):
-            table.add_row(
-                str(number),
-                r["key"],
-                f"{r['provider']}/{r['kind']}",
-                r["state"],
-                r["job_id"] or "",
-                r["outcome"] or "",
-                r["error"] or "",
-            )
-        console.print(table)
+        # "#" is a plain column here, not print_table's right-aligned numbering:
+        # this table has always looked so.
+        print_table(
+            [
+                (
+                    number,
+                    r["key"],
+                    f"{r['provider']}/{r['kind']}",
+                    r["state"],
+                    r["job_id"],
+                    r["outcome"],
+                    r["error"],
+                )
+                for number, r in enumerate(rows, start=1)
+            ],
+            ("#", "key", "provider/kind", "state", "job id", "outcome", "error"),
+            title=f"{journal} ({len(rows)} entries)",
+        )
         return 0
 
     run_async(main)

@@ -44,7 +44,7 @@ from ._api import (
     TextEvent,
     ToolCall,
 )
-from ._live import EventLog, LiveView, Row, outcome_of, phase_of
+from ._live import EventLog, LiveView, Row, outcome_of, paused_providers, phase_of
 
 __all__ = ["DemoOptions", "DemoSummary", "run_demo", "demo_faults", "plan_batch", "print_summary"]
 
@@ -368,12 +368,7 @@ class Demo:
         if sched is not None:
             out["429s"] = sched.get("rate_limited", 0)
             out["pauses"] = sched.get("pauses", 0)
-            paused = [
-                f"{name} {info['paused_for']:.1f}s"
-                for name, info in sched.get("providers", {}).items()
-                if info.get("paused_for", 0) > 0
-            ]
-            out["paused"] = ", ".join(paused) or None
+            out["paused"] = paused_providers(sched)
         out["downloaded"] = self.summary.downloads
         return out
 

@@ -31,6 +31,7 @@ __all__ = [
     "Row",
     "make_console",
     "outcome_of",
+    "paused_providers",
     "phase_of",
 ]
 
@@ -161,6 +162,25 @@ def outcome_of(rows: Iterable[Row]) -> dict[str, int]:
     """
     counts: collections.Counter[str] = collections.Counter(row.state for row in rows)
     return dict(sorted(counts.items()))
+
+
+def paused_providers(scheduler_stats: Mapping[str, Any]) -> str | None:
+    """
+    The providers whose polls are paused (after 429s) and for how long, for a totals line.
+
+    Example:
+        >>> paused_providers({"providers": {"miraflow": {"paused_for": 2.5},
+        ...                                 "nemovideo": {"paused_for": 0}}})
+        'miraflow 2.5s'
+        >>> paused_providers({}) is None
+        True
+    """
+    paused = [
+        f"{name} {info['paused_for']:.1f}s"
+        for name, info in scheduler_stats.get("providers", {}).items()
+        if info.get("paused_for", 0) > 0
+    ]
+    return ", ".join(paused) or None
 
 
 class EventLog(logging.Handler):
