@@ -108,19 +108,13 @@ def run_async(main: Callable[[], Awaitable[int | None]]) -> NoReturn:
     try:
         code = asyncio.run(_call(main)) or 0
     except KeyboardInterrupt:
-        sys.stderr.write(
-            "interrupted: the journal is consistent; re-run the same command to resume\n"
-        )
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        _interrupted()
     except typer.Exit:
         raise
     except BaseException as raw:
         exc = _leaf(raw)
         if isinstance(exc, KeyboardInterrupt):
-            sys.stderr.write(
-                "interrupted: the journal is consistent; re-run the same command to resume\n"
-            )
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+            _interrupted()
         if isinstance(exc, typer.Exit | SystemExit):
             raise exc from None
         if state.debug:
@@ -135,6 +129,11 @@ def run_async(main: Callable[[], Awaitable[int | None]]) -> NoReturn:
         )
         raise typer.Exit(int(ExitCode.INTERNAL)) from None
     raise typer.Exit(int(code))
+
+
+def _interrupted() -> NoReturn:
+    sys.stderr.write("interrupted: the journal is consistent; re-run the same command to resume\n")
+    raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
 
 async def _call(main: Callable[[], Awaitable[int | None]]) -> int | None:

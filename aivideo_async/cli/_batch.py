@@ -44,7 +44,7 @@ from ._clients import Clients, download_result, extension, open_clients, poll_po
 from ._errors import ExitCode
 from ._live import EventLog, LiveView, Row, make_console, paused_providers, phase_of
 from ._manifest import ManifestLine, ManifestProblem, parse_manifest
-from ._options import with_options
+from ._options import base_url_option, with_options
 from ._output import emit_json, print_table
 
 __all__ = ["KINDS", "build_spec", "BatchRun"]
@@ -447,11 +447,7 @@ JournalOpt = Annotated[
 ]
 BaseUrlOpt = Annotated[
     str | None,
-    typer.Option(
-        "--base-url",
-        envvar="AIVIDEO_BASE_URL",
-        help="Send every provider's calls here (e.g. an emulator: http://127.0.0.1:8765).",
-    ),
+    base_url_option("Send every provider's calls here (e.g. an emulator: http://127.0.0.1:8765)."),
 ]
 ConcurrencyOpt = Annotated[
     int, typer.Option("--concurrency", "-c", min=1, max=256, help="Creates in flight at once.")

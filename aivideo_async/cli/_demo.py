@@ -233,42 +233,32 @@ def plan_batch(jobs: int, seed: int) -> list[Planned]:
     left = jobs - nemo - sum(counts.values())
     for name, _ in shares[:left]:  # the remainder, in order
         counts[name] += 1
-    plan: list[Planned] = []
     tag = f"demo/s{seed}"
+
+    def planned(
+        build: str, i: int, provider: str, kind: str, label: str, args: Mapping[str, Any]
+    ) -> Planned:
+        # The key ends in the kind and number: it names the downloaded file (_dest).
+        row = Row(key=f"{tag}/{build}-{i + 1:02d}", provider=provider, kind=kind, label=label)
+        return Planned(row=row, build=build, args=args)
+
+    plan: list[Planned] = []
     for i in range(counts["mf-video"]):
-        key = f"{tag}/mf-video-{i + 1:02d}"
         script = _SCRIPTS[i % len(_SCRIPTS)]
-        plan.append(
-            Planned(
-                row=Row(key=key, provider="miraflow", kind="video", label=script),
-                build="mf-video",
-                args={"avatar": i, "name": f"demo video {i + 1}", "text": f"{script} ({i + 1})"},
-            )
-        )
+        args = {"avatar": i, "name": f"demo video {i + 1}", "text": f"{script} ({i + 1})"}
+        plan.append(planned("mf-video", i, "miraflow", "video", script, args))
     for i in range(counts["mf-image"]):
-        key = f"{tag}/mf-image-{i + 1:02d}"
         subject = _SUBJECTS[i % len(_SUBJECTS)]
-        plan.append(
-            Planned(
-                row=Row(key=key, provider="miraflow", kind="image", label=subject),
-                build="mf-image",
-                args={"prompt": f"{subject}, photo {i + 1}", "aspect_ratio": "16:9"},
-            )
-        )
+        args = {"prompt": f"{subject}, photo {i + 1}", "aspect_ratio": "16:9"}
+        plan.append(planned("mf-image", i, "miraflow", "image", subject, args))
     for name, model in (("avm-t2v", "t2v"), ("avm-i2v", "i2v"), ("avm-lv", "lv")):
         for i in range(counts[name]):
-            key = f"{tag}/{name}-{i + 1:02d}"
             subject = _SUBJECTS[(i + 3) % len(_SUBJECTS)]
-            plan.append(
-                Planned(
-                    row=Row(key=key, provider="aivideomaker", kind=model, label=subject),
-                    build=name,
-                    args={
-                        "prompt": f"{subject}, cinematic, take {i + 1}",
-                        "image": f"https://example.com/frames/{model}-{i + 1}.jpg",
-                    },
-                )
-            )
+            args = {
+                "prompt": f"{subject}, cinematic, take {i + 1}",
+                "image": f"https://example.com/frames/{model}-{i + 1}.jpg",
+            }
+            plan.append(planned(name, i, "aivideomaker", model, subject, args))
     plan.append(
         Planned(
             row=Row(key=f"{tag}/nemo-chat", provider="nemovideo", kind="chat", label="chat turn"),

@@ -35,6 +35,7 @@ import typer
 
 __all__ = [
     "BaseUrl",
+    "base_url_option",
     "JournalPath",
     "JsonOut",
     "Key",
@@ -44,13 +45,14 @@ __all__ = [
     "with_options",
 ]
 
+
+def base_url_option(help: str) -> Any:
+    """``--base-url`` (also ``$AIVIDEO_BASE_URL``) with the command's own help text."""
+    return typer.Option("--base-url", envvar="AIVIDEO_BASE_URL", help=help)
+
+
 BaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--base-url",
-        envvar="AIVIDEO_BASE_URL",
-        help="API root to use instead of the provider's (e.g. an emulator).",
-    ),
+    str | None, base_url_option("API root to use instead of the provider's (e.g. an emulator).")
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Create without asking.")]

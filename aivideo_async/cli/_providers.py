@@ -36,24 +36,24 @@ from ._output import Listing, confirm_or_exit, emit_json, print_fields, print_ta
 
 __all__ = ["miraflow_app", "aivideomaker_app", "nemo_app"]
 
-miraflow_app = typer.Typer(
-    name="miraflow",
-    help="Miraflow: avatar videos and images (key: MIRAFLOW_API_KEY).",
-    no_args_is_help=True,
+
+def _provider_app(name: str, help: str) -> typer.Typer:
+    """A provider's command group, added to ``aivideo`` (in the order made)."""
+    group = typer.Typer(name=name, help=help, no_args_is_help=True)
+    app.add_typer(group)
+    return group
+
+
+miraflow_app = _provider_app(
+    "miraflow", "Miraflow: avatar videos and images (key: MIRAFLOW_API_KEY)."
 )
-aivideomaker_app = typer.Typer(
-    name="aivideomaker",
-    help="AIVideoMaker: text/image to video, long video (key: AIVIDEO_API_KEY).",
-    no_args_is_help=True,
+aivideomaker_app = _provider_app(
+    "aivideomaker", "AIVideoMaker: text/image to video, long video (key: AIVIDEO_API_KEY)."
 )
-nemo_app = typer.Typer(
-    name="nemo",
-    help="NemoVideo: chat-driven editing, uploads, renders (NEMO_TOKEN, else an anonymous token).",
-    no_args_is_help=True,
+nemo_app = _provider_app(
+    "nemo",
+    "NemoVideo: chat-driven editing, uploads, renders (NEMO_TOKEN, else an anonymous token).",
 )
-app.add_typer(miraflow_app)
-app.add_typer(aivideomaker_app)
-app.add_typer(nemo_app)
 
 T = TypeVar("T")
 
