@@ -1,4 +1,7 @@
-"""An emulator in a subprocess for CLI tests (the commands run their own event loop)."""
+"""
+CLI test helpers: an emulator in a subprocess (the commands run their own event
+loop) and :func:`aivideo`, which runs a command in-process.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner, Result
+
+from aivideo_async.cli._commands import app
+
+
+def aivideo(*args: str, input: str | None = None) -> Result:
+    """Run ``aivideo ARGS`` in-process; stdout and stderr are kept apart."""
+    return CliRunner().invoke(app, list(args), input=input)
 
 
 class EmulatorProcess:
@@ -18,6 +29,8 @@ class EmulatorProcess:
     def __init__(self, proc: subprocess.Popen[str], base_url: str) -> None:
         self.proc = proc
         self.base_url = base_url
+        self.url = ("--base-url", base_url)
+        """The option that points a command at this emulator (a tuple: shared, never mutated)."""
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -34,6 +47,10 @@ class EmulatorProcess:
     def stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = self._call("GET", "/__emulator__/stats")
         return stats
+
+    def creates(self) -> int:
+        """Creates the emulator received, all providers together."""
+        return sum(self.stats()["creates"].values())
 
     def reset(self) -> None:
         self._call("POST", "/__emulator__/reset")

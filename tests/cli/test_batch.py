@@ -12,11 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from aivideo_async.cli._commands import app
-
-from .conftest import EmulatorProcess
+from .conftest import EmulatorProcess, aivideo
 
 pytestmark = pytest.mark.usefixtures("keys")
 
@@ -47,10 +44,6 @@ def _image(i: int) -> dict[str, Any]:
     }
 
 
-def _creates(emu: EmulatorProcess) -> int:
-    return sum(emu.stats()["creates"].values())
-
-
 FAST = ["--poll-initial", "0.1", "--poll-cap", "0.3", "--plain"]
 
 
@@ -68,10 +61,7 @@ def test_bad_lines_are_reported_with_line_numbers_and_nothing_is_sent(
         ],
     )
     journal = tmp_path / "jobs.db"
-    result = CliRunner().invoke(
-        app,
-        ["batch", str(manifest), "--journal", str(journal), "--base-url", emulator_proc.base_url],
-    )
+    result = aivideo("batch", str(manifest), "--journal", str(journal), *emulator_proc.url)
     assert result.exit_code == 2
     errors = result.stderr.splitlines()
     assert errors[0].startswith("error: manifest line 2: not valid JSON")
@@ -83,7 +73,7 @@ def test_bad_lines_are_reported_with_line_numbers_and_nothing_is_sent(
         "error: manifest line 4: params: got ['promt'], expected fields among prompt"
     )
     assert errors[3] == "3 bad line(s) out of 5; nothing was submitted"
-    assert _creates(emulator_proc) == 0
+    assert emulator_proc.creates() == 0
     assert not journal.exists()
 
 
@@ -93,9 +83,9 @@ def test_batch_downloads_reports_and_a_rerun_sends_nothing(
     lines = [_t2v(i) for i in range(3)] + [_image(i) for i in range(3)]
     manifest = _write(tmp_path / "m.jsonl", lines)
     journal, report, out = tmp_path / "jobs.db", tmp_path / "report.json", tmp_path / "out"
-    args = ["batch", str(manifest), "--journal", str(journal), "--base-url", emulator_proc.base_url]
+    args = ["batch", str(manifest), "--journal", str(journal), *emulator_proc.url]
     args += ["--download", str(out), *FAST]
-    first = CliRunner().invoke(app, [*args, "--report", str(report)])
+    first = aivideo(*args, "--report", str(report))
     assert first.exit_code == 0, first.output
     rows = json.loads(report.read_text())
     assert [r["key"] for r in rows] == [line["key"] for line in lines]
@@ -110,25 +100,23 @@ def test_batch_downloads_reports_and_a_rerun_sends_nothing(
         "row-1.mp4",
         "row-2.mp4",
     ]
-    assert _creates(emulator_proc) == 6
+    assert emulator_proc.creates() == 6
 
-    second = CliRunner().invoke(app, [*args, "--report", str(tmp_path / "again.csv")])
+    second = aivideo(*args, "--report", str(tmp_path / "again.csv"))
     assert second.exit_code == 0, second.output
-    assert _creates(emulator_proc) == 6  # every key answered from the journal
+    assert emulator_proc.creates() == 6  # every key answered from the journal
     assert emulator_proc.stats()["duplicate_creates"] == 0
     csv_lines = (tmp_path / "again.csv").read_text().splitlines()
     assert csv_lines[0] == "line,key,provider,kind,submission,job_id,outcome,error,file"
     assert len(csv_lines) == 7
 
-    listed = CliRunner().invoke(app, ["jobs", "--journal", str(journal), "--json"])
+    listed = aivideo("jobs", "--journal", str(journal), "--json")
     assert listed.exit_code == 0
     entries = json.loads(listed.stdout)
     assert [(e["key"], e["state"], e["outcome"]) for e in entries] == [
         (line["key"], "accepted", "succeeded") for line in lines
     ]
-    some = CliRunner().invoke(
-        app, ["jobs", "--journal", str(journal), "--provider", "miraflow", "--limit", "2"]
-    )
+    some = aivideo("jobs", "--journal", str(journal), "--provider", "miraflow", "--limit", "2")
     assert some.exit_code == 0
     assert "img-0" in some.stdout
     assert "img-1" in some.stdout
@@ -152,29 +140,27 @@ def test_unknown_create_fails_the_batch_then_reconcile_and_resume_finish_it(
     )
     manifest = _write(tmp_path / "m.jsonl", [_t2v(i) for i in range(3)])
     journal = str(tmp_path / "jobs.db")
-    url = ["--base-url", emulator_proc.base_url]
-    first = CliRunner().invoke(app, ["batch", str(manifest), "--journal", journal, *url, *FAST])
+    url = emulator_proc.url
+    first = aivideo("batch", str(manifest), "--journal", journal, *url, *FAST)
     assert first.exit_code == 1, first.output
     assert "unknown" in first.stdout
-    assert _creates(emulator_proc) == 3
+    assert emulator_proc.creates() == 3
 
-    unknown = CliRunner().invoke(
-        app, ["jobs", "--journal", journal, "--state", "unknown", "--json"]
-    )
+    unknown = aivideo("jobs", "--journal", journal, "--state", "unknown", "--json")
     assert [e["key"] for e in json.loads(unknown.stdout)] == ["row-1"]
 
-    found = CliRunner().invoke(app, ["reconcile", "--journal", journal, *url, "--json"])
+    found = aivideo("reconcile", "--journal", journal, *url, "--json")
     assert found.exit_code == 0, found.output
     [result] = json.loads(found.stdout)
     assert (result["key"], result["outcome"]) == ("row-1", "found")
     assert result["job_id"]
 
-    resumed = CliRunner().invoke(app, ["resume", "--journal", journal, *url, *FAST])
+    resumed = aivideo("resume", "--journal", journal, *url, *FAST)
     assert resumed.exit_code == 0, resumed.output
     stats = emulator_proc.stats()
     assert sum(stats["creates"].values()) == 3
     assert stats["duplicate_creates"] == 0
-    final = CliRunner().invoke(app, ["jobs", "--journal", journal, "--json"])
+    final = aivideo("jobs", "--journal", journal, "--json")
     assert {e["outcome"] for e in json.loads(final.stdout)} == {"succeeded"}
 
 
@@ -190,7 +176,7 @@ def test_ctrl_c_or_crash_mid_batch_then_rerun_sends_no_create_twice(
     manifest = _write(tmp_path / "m.jsonl", [_t2v(i) for i in range(total)])
     report = tmp_path / "report.json"
     cmd = [sys.executable, "-m", "aivideo_async.cli", "batch", str(manifest)]
-    cmd += ["--journal", str(tmp_path / "jobs.db"), "--base-url", emulator_proc.base_url]
+    cmd += ["--journal", str(tmp_path / "jobs.db"), *emulator_proc.url]
     cmd += ["--concurrency", "2", "--report", str(report), *FAST]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -209,7 +195,7 @@ def test_ctrl_c_or_crash_mid_batch_then_rerun_sends_no_create_twice(
         assert "interrupted: the journal is consistent" in err
     else:
         assert proc.returncode == -signal.SIGKILL
-    sent_before = _creates(emulator_proc)
+    sent_before = emulator_proc.creates()
     assert 2 <= sent_before < total  # interrupted mid-batch
 
     rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
@@ -232,8 +218,8 @@ def test_ctrl_c_or_crash_mid_batch_then_rerun_sends_no_create_twice(
 def test_a_nemovideo_render_line_renders_once_across_reruns(
     tmp_path: Path, emulator_proc: EmulatorProcess
 ) -> None:
-    url = ["--base-url", emulator_proc.base_url]
-    chat = CliRunner().invoke(app, ["nemo", "chat", "Make a 5-second sunset clip", *url])
+    url = emulator_proc.url
+    chat = aivideo("nemo", "chat", "Make a 5-second sunset clip", *url)
     assert chat.exit_code == 0, chat.output
     session = chat.stderr.split("session: ", 1)[1].split()[0]
     line = {
@@ -247,7 +233,7 @@ def test_a_nemovideo_render_line_renders_once_across_reruns(
     args += ["--download", str(tmp_path / "out")]
     renders_before = emulator_proc.stats()["creates"].get("nemovideo", 0)
     for _ in range(2):  # the second run finds the key in the journal
-        result = CliRunner().invoke(app, args)
+        result = aivideo(*args)
         assert result.exit_code == 0, result.output
         assert emulator_proc.stats()["creates"]["nemovideo"] == renders_before + 1
     assert (tmp_path / "out" / "export-1.mp4").stat().st_size > 0
@@ -257,22 +243,19 @@ def test_a_key_reused_for_another_request_is_refused_without_a_call(
     tmp_path: Path, emulator_proc: EmulatorProcess
 ) -> None:
     journal = str(tmp_path / "jobs.db")
-    url = ["--base-url", emulator_proc.base_url]
+    url = emulator_proc.url
     first = _write(tmp_path / "a.jsonl", [_t2v(1)])
-    assert (
-        CliRunner().invoke(app, ["batch", str(first), "--journal", journal, *url, *FAST]).exit_code
-        == 0
-    )
+    assert aivideo("batch", str(first), "--journal", journal, *url, *FAST).exit_code == 0
     edited = _write(
         tmp_path / "b.jsonl", [{**_t2v(1), "params": {"prompt": "other", "duration": 5}}]
     )
     report = tmp_path / "r.json"
-    result = CliRunner().invoke(
-        app, ["batch", str(edited), "--journal", journal, *url, *FAST, "--report", str(report)]
+    result = aivideo(
+        "batch", str(edited), "--journal", journal, *url, *FAST, "--report", str(report)
     )
     assert result.exit_code == 1, result.output
     [row] = json.loads(report.read_text())
     assert row["outcome"] == "invalid"
     assert "key" in row["error"]
     assert "already used for a different request" in row["error"]
-    assert _creates(emulator_proc) == 1
+    assert emulator_proc.creates() == 1

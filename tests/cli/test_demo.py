@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from aivideo_async.cli._commands import app
+from .conftest import aivideo
 
 
 def test_demo_summary_has_no_duplicates_and_every_job_terminal(tmp_path: Path) -> None:
     out = tmp_path / "demo-out"
-    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--json"])
+    result = aivideo("demo", "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
 

@@ -6,24 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from aivideo_async.cli._commands import app
 from aivideo_async.cli._errors import ExitCode
 
-from .conftest import EmulatorProcess
-
-
-def _creates(emu: EmulatorProcess) -> int:
-    return sum(emu.stats()["creates"].values())
+from .conftest import EmulatorProcess, aivideo
 
 
 @pytest.mark.usefixtures("keys")
 def test_avatars_as_a_numbered_table_and_as_json(emulator_proc: EmulatorProcess) -> None:
-    url = ["--base-url", emulator_proc.base_url]
-    table = CliRunner().invoke(app, ["miraflow", "avatars", *url])
+    table = aivideo("miraflow", "avatars", *emulator_proc.url)
     assert table.exit_code == 0, table.output
-    as_json = CliRunner().invoke(app, ["miraflow", "avatars", *url, "--json"])
+    as_json = aivideo("miraflow", "avatars", *emulator_proc.url, "--json")
     avatars = json.loads(as_json.stdout)
     assert avatars
     assert {"id", "name"} <= set(avatars[0])
@@ -35,18 +28,18 @@ def test_avatars_as_a_numbered_table_and_as_json(emulator_proc: EmulatorProcess)
 
 @pytest.mark.usefixtures("keys")
 def test_a_declined_confirmation_sends_nothing(emulator_proc: EmulatorProcess) -> None:
-    args = ["miraflow", "generate-image", "--prompt", "a red fox"]
-    result = CliRunner().invoke(app, [*args, "--base-url", emulator_proc.base_url], input="n\n")
+    args = ["miraflow", "generate-image", "--prompt", "a red fox", *emulator_proc.url]
+    result = aivideo(*args, input="n\n")
     assert result.exit_code == ExitCode.NOT_CONFIRMED
     assert "about to create: miraflow image" in result.stdout
     assert "a red fox" in result.stdout
     assert "Create it? [y/N]" in result.stderr
     assert result.stderr.strip().endswith("error: not confirmed; nothing was sent")
-    assert _creates(emulator_proc) == 0
+    assert emulator_proc.creates() == 0
     # No answer at all (stdin closed) is no confirmation either.
-    closed = CliRunner().invoke(app, [*args, "--base-url", emulator_proc.base_url], input="")
+    closed = aivideo(*args, input="")
     assert closed.exit_code == ExitCode.NOT_CONFIRMED
-    assert _creates(emulator_proc) == 0
+    assert emulator_proc.creates() == 0
 
 
 @pytest.mark.usefixtures("keys")
@@ -54,19 +47,15 @@ def test_a_confirmed_create_prints_the_job_id_and_waits(
     emulator_proc: EmulatorProcess, tmp_path: Path
 ) -> None:
     out = tmp_path / "fox.png"
-    result = CliRunner().invoke(
-        app,
-        [
-            "miraflow",
-            "generate-image",
-            "-p",
-            "a fox",
-            "--base-url",
-            emulator_proc.base_url,
-            "--wait",
-            "--out",
-            str(out),
-        ],
+    result = aivideo(
+        "miraflow",
+        "generate-image",
+        "-p",
+        "a fox",
+        *emulator_proc.url,
+        "--wait",
+        "--out",
+        str(out),
         input="y\n",
     )
     assert result.exit_code == 0, result.output
@@ -74,54 +63,35 @@ def test_a_confirmed_create_prints_the_job_id_and_waits(
     job_id = job_line.split()[2]
     assert "state: succeeded" in result.stdout
     assert out.read_bytes().startswith(b"\x89PNG")
-    assert _creates(emulator_proc) == 1
-    status = CliRunner().invoke(
-        app,
-        [
-            "miraflow",
-            "status",
-            job_id,
-            "--kind",
-            "image",
-            "--json",
-            "--base-url",
-            emulator_proc.base_url,
-        ],
-    )
+    assert emulator_proc.creates() == 1
+    status = aivideo("miraflow", "status", job_id, "--kind", "image", "--json", *emulator_proc.url)
     assert json.loads(status.stdout)["state"] == "succeeded"
 
 
 @pytest.mark.usefixtures("keys")
 def test_yes_json_wait_for_scripts(emulator_proc: EmulatorProcess) -> None:
-    result = CliRunner().invoke(
-        app,
-        [
-            "aivideomaker",
-            "generate",
-            "-m",
-            "lv",
-            "-p",
-            "wide shot",
-            "-p",
-            "push in",
-            "--image",
-            "https://example.com/f.jpg",
-            "--yes",
-            "--json",
-            "--wait",
-            "--base-url",
-            emulator_proc.base_url,
-        ],
+    result = aivideo(
+        "aivideomaker",
+        "generate",
+        "-m",
+        "lv",
+        "-p",
+        "wide shot",
+        "-p",
+        "push in",
+        "--image",
+        "https://example.com/f.jpg",
+        "--yes",
+        "--json",
+        "--wait",
+        *emulator_proc.url,
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)  # only JSON on stdout: the preview went to stderr
     assert data["provider"] == "aivideomaker"
     assert data["state"] == "succeeded"
     assert data["url"]
-    task = CliRunner().invoke(
-        app,
-        ["aivideomaker", "task", data["job_id"], "--json", "--base-url", emulator_proc.base_url],
-    )
+    task = aivideo("aivideomaker", "task", data["job_id"], "--json", *emulator_proc.url)
     assert json.loads(task.stdout)["model"] == "lv"
 
 
@@ -129,13 +99,11 @@ def test_keys_come_only_from_the_environment(
     emulator_proc: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MIRAFLOW_API_KEY", raising=False)
-    result = CliRunner().invoke(app, ["miraflow", "avatars", "--base-url", emulator_proc.base_url])
+    result = aivideo("miraflow", "avatars", *emulator_proc.url)
     assert result.exit_code == ExitCode.NO_CREDENTIAL
     assert result.stderr.startswith("error: no miraflow key: set MIRAFLOW_API_KEY")
     assert len(result.stderr.strip().splitlines()) == 1
-    as_arg = CliRunner().invoke(
-        app, ["miraflow", "avatars", "--api-key", "k", "--base-url", emulator_proc.base_url]
-    )
+    as_arg = aivideo("miraflow", "avatars", "--api-key", "k", *emulator_proc.url)
     assert as_arg.exit_code == 2  # no such option: a key is never an argument value
 
 
@@ -143,34 +111,33 @@ def test_keys_come_only_from_the_environment(
 def test_a_provider_error_is_one_line_with_status_and_message(
     emulator_proc: EmulatorProcess,
 ) -> None:
-    url = ["--base-url", emulator_proc.base_url]
-    result = CliRunner().invoke(app, ["aivideomaker", "status", "no-such-task", *url])
+    result = aivideo("aivideomaker", "status", "no-such-task", *emulator_proc.url)
     assert result.exit_code == ExitCode.API_ERROR
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: [aivideomaker] GET /api/v1/tasks/no-such-task/status")
     assert "HTTP 404" in line
     assert "Traceback" not in result.output
-    debug = CliRunner().invoke(app, ["--debug", "aivideomaker", "status", "no-such-task", *url])
+    debug = aivideo("--debug", "aivideomaker", "status", "no-such-task", *emulator_proc.url)
     assert debug.exit_code == ExitCode.API_ERROR
     assert "Traceback" in debug.stderr
 
 
 @pytest.mark.usefixtures("keys")
 def test_nemo_chat_state_credits_and_export(emulator_proc: EmulatorProcess, tmp_path: Path) -> None:
-    url = ["--base-url", emulator_proc.base_url]
-    chat = CliRunner().invoke(app, ["nemo", "chat", "Make a 5-second sunset clip", *url, "--json"])
+    url = emulator_proc.url
+    chat = aivideo("nemo", "chat", "Make a 5-second sunset clip", *url, "--json")
     assert chat.exit_code == 0, chat.output
     events = [json.loads(x) for x in chat.stdout.splitlines()]
     assert any(e["type"] == "ToolCall" for e in events)
     session = chat.stderr.split("session: ", 1)[1].split()[0]
-    state = CliRunner().invoke(app, ["nemo", "state", "--session", session, *url])
+    state = aivideo("nemo", "state", "--session", session, *url)
     assert state.exit_code == 0
     assert "Video: Make a 5-second sunset clip" in state.stdout
-    credits = CliRunner().invoke(app, ["nemo", "credits", *url, "--json"])
+    credits = aivideo("nemo", "credits", *url, "--json")
     assert set(json.loads(credits.stdout)) == {"available", "frozen", "total"}
     out = tmp_path / "render.mp4"
-    export = CliRunner().invoke(
-        app, ["nemo", "export", "--session", session, *url, "--yes", "--wait", "--out", str(out)]
+    export = aivideo(
+        "nemo", "export", "--session", session, *url, "--yes", "--wait", "--out", str(out)
     )
     assert export.exit_code == 0, export.output
     assert out.stat().st_size > 0
