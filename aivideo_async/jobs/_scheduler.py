@@ -8,21 +8,29 @@ Design, for 100k jobs in one process:
   first. The driver task pops due jobs into a per-provider, per-kind *ready*
   queue, dispatches them while budgets allow, and sleeps (through the injected
   ``sleep``) until the next due time, a token refill or a pause end; tracking
-  an earlier job or finishing a poll wakes it early.
+  an earlier job wakes it early. Jobs waiting in a ready queue keep their
+  deadline in a second heap, so a starved budget never delays a ``JobTimeout``.
 - **Bounded polls.** ``max_in_flight`` worker tasks take dispatched polls from
-  a stream; no task per job. A provider has a concurrency cap and a token
-  bucket (:class:`ProviderLimits`), taken at dispatch time.
+  a queue; no task per job. A provider has a concurrency cap and a token
+  bucket (:class:`ProviderLimits`), taken at dispatch time. A worker that
+  finishes a poll dispatches the next due one itself, so under load the
+  driver sleeps.
 - **Cadence vs errors.** After an answer the next poll follows the job's
-  :class:`PollPolicy` (full-jitter exponential, or near the completion time
-  estimated from progress; a server hint wins). Poll *errors* follow their own
-  policy: a 429 pauses the whole provider for Retry-After (clamped, AIMD slow
-  down of its rate); 5xx/transport errors are retried with backoff paid from
-  the provider's :class:`RetryBudget`, and consecutive failures open a circuit
-  breaker that pauses the provider and probes after a cool-down; a 401 pauses
-  the provider. No job fails because its provider is rate limiting or down
-  (RELIABILITY #24-#31); its deadline still ends it (``JobTimeout``).
-- **Coalescing.** When several jobs of one provider and kind are ready and the
-  backend's ``poll_many`` answers (a list endpoint), one call polls them all.
+  :class:`PollPolicy` (full-jitter exponential; with progress, a look shortly
+  before the estimated end and one just after it; a server hint wins). Poll
+  *errors* follow their own policy: a 429 pauses the whole provider for
+  Retry-After (clamped to ``max_pause``, plus up to 10 % jitter) and halves its
+  rate (AIMD, recovering per good poll); 5xx/transport errors are retried with
+  backoff paid from the provider's :class:`RetryBudget` (an empty budget means
+  the slow cadence), and consecutive failures open a circuit breaker that
+  pauses the provider and sends one probe after a cool-down; a 401 pauses the
+  provider. No job fails because its provider is rate limiting or down
+  (RELIABILITY #24-#31); its deadline still ends it (``JobTimeout``, the
+  remote job left alone).
+- **Coalescing.** When the backend's ``poll_many`` answers (a list endpoint), a
+  due job's poll becomes one list call that also refreshes the jobs of that
+  provider and kind due next (up to ``batch_max``); jobs the list misses are
+  polled one by one, and a list that rarely answers is only probed.
 """
 
 from __future__ import annotations
