@@ -1177,7 +1177,12 @@ class Scheduler:
             if self._finish_terminal(handle, status):
                 resolved.append(handle)
             return
-        if previous is not None and self._backwards(previous, status):
+        if (
+            previous is not None
+            # (cheap pre-check: same state without progress cannot go backwards)
+            and (previous.state is not state or status.progress is not None)
+            and self._backwards(previous, status)
+        ):
             self._stats["backwards"] += 1
             logger.info(
                 "%s: job %s went from %s %s to %s %s; ignored",
