@@ -206,19 +206,6 @@ class ImageOptions:
     out: Out = None
     create: CreateOptions
 
-    def describe(self, prompt: str) -> list[tuple[str, str]]:
-        """The preview lines: the prompt, then the settings given."""
-        out = [("prompt", prompt)]
-        for label, value in (
-            ("name", self.name),
-            ("aspect ratio", self.aspect_ratio),
-            ("negative prompt", self.negative_prompt),
-            ("seed", self.seed),
-        ):
-            if value is not None:
-                out.append((label, str(value)))
-        return out
-
     def settings(self) -> dict[str, Any]:
         """The builder's keyword arguments these options set."""
         return {
@@ -227,6 +214,11 @@ class ImageOptions:
             "negative_prompt": self.negative_prompt,
             "seed": self.seed,
         }
+
+    def describe(self, prompt: str) -> list[tuple[str, str]]:
+        """The preview lines: the prompt, then each setting given ("aspect ratio" ...)."""
+        given = [(k.replace("_", " "), str(v)) for k, v in self.settings().items() if v is not None]
+        return [("prompt", prompt), *given]
 
 
 def _create_image(
