@@ -41,6 +41,7 @@ from aivideo_async.emulator import Emulator, EmulatorConfig, FaultRule, run_emul
 from aivideo_async.jobs._journal import JobOutcome, SQLiteJournal, SubmissionState
 from aivideo_async.jobs._orchestrator import Orchestrator
 from aivideo_async.providers.miraflow import Miraflow
+from aivideo_async.providers.nemovideo import NemoVideo
 
 from ._fake_provider import API_KEY, TRUNCATE, FakeBackend, FakeProvider, spec
 
@@ -738,3 +739,40 @@ async def test_provider_down_with_many_jobs_in_flight_pauses_polls_reliability_3
                 results = await orch.gather(handles)
             assert sorted(r.job_id for r in results) == sorted(h.job_id for h in handles)
             assert orch.scheduler.stats()["providers"]["miraflow"]["breaker"] == "closed"
+
+
+async def test_token_expiry_on_polls_is_one_shared_refresh_reliability_28(
+    tmp_path: pathlib.Path,
+) -> None:
+    """
+    RELIABILITY #28: eight NemoVideo renders are polled by the scheduler when
+    the anonymous token expires for good (code 1001 on a status poll): the
+    polls share ONE token refresh (one more anonymous-token request), no job
+    fails, and every render finishes. (Twenty concurrent 401s sharing one
+    refresh: session/test_auth.py.)
+    """
+    async with (
+        run_emulator(EmulatorConfig(time_scale=0.05)) as emu,
+        NemoVideo(base_url=emu.base_url, client_id_file=tmp_path / "client_id") as nemo,
+    ):
+        sid = (await nemo.create_session(language="en")).session_id
+        async with nemo.chat(sid, "Make a 5-second sunset timelapse video") as stream:
+            assert [event async for event in stream]
+        emu.advance(60.0)  # the draft lands
+        state = await nemo.state(sid)
+        async with Orchestrator(backends=[nemo], poll_policy=POLL) as orch:
+            handles = [
+                await orch.submit(nemo.render_spec(sid, state), key=f"render-{n}") for n in range(8)
+            ]
+            tokens = emu.stats()["requests_by_endpoint"]["nemovideo.token"]
+            # Only now: a create sent with the expired token would be refused,
+            # not resent (#16). No poll of the last render has run yet.
+            emu.set_faults(
+                [FaultRule(endpoint="nemovideo.render_status", kind="token_expired", times=1)]
+            )
+            with anyio.fail_after(30):
+                results = await orch.gather(handles)
+        stats = emu.stats()
+    assert len(results) == 8
+    assert stats["faults_fired"] == {"token_expired": 1}
+    assert stats["requests_by_endpoint"]["nemovideo.token"] == tokens + 1
