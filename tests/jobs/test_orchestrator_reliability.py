@@ -510,20 +510,22 @@ async def test_401_on_create_is_rejected_and_not_resent_reliability_16() -> None
     assert seen == [API_KEY]
 
 
-async def test_truncated_create_answer_is_unknown_with_the_partial_body_digest_reliability_4() -> (
-    None
-):
+async def test_truncated_create_answer_is_unknown_with_the_partial_body_digest_reliability_4(
+    tmp_path: pathlib.Path,
+) -> None:
     """
     RELIABILITY #4: a 200 whose body stops after 5 of its bytes (the provider
-    committed): unknown, never resent, and the journal keeps the SHA-256 of
-    the partial body that did arrive, not the body.
+    committed): unknown, never resent, and the journal (SQLite, read back
+    after closing) keeps the SHA-256 of the partial body that did arrive.
     """
     fake = FakeProvider()
     fake.faults.append(TRUNCATE)
+    path = tmp_path / "jobs.sqlite"
+    partial = json.dumps({"jobId": "job-00001"}).encode()[:5]  # what the fake sends
     async with (
         fake.running(),
         FakeBackend(fake.base_url) as backend,
-        Orchestrator(backends=[backend], poll_policy=POLL) as orch,
+        Orchestrator(journal=path, backends=[backend], poll_policy=POLL) as orch,
     ):
         with pytest.raises(SubmissionOutcomeUnknown) as info:
             await orch.submit(spec(1), key="row-1")
@@ -532,11 +534,15 @@ async def test_truncated_create_answer_is_unknown_with_the_partial_body_digest_r
         assert entry is not None
         assert entry.state is S.UNKNOWN
         assert entry.error is not None
-        partial = json.dumps({"jobId": "job-00001"}).encode()[:5]  # what the fake sent
         assert entry.error.body_digest == hashlib.sha256(partial).hexdigest()
         with pytest.raises(SubmissionOutcomeUnknown):
             await orch.submit(spec(1), key="row-1")
     assert fake.create_requests == fake.creates == 1
+    async with SQLiteJournal(path) as journal:
+        stored = await journal.get("row-1")
+    assert stored is not None
+    assert stored.error is not None
+    assert stored.error.body_digest == hashlib.sha256(partial).hexdigest()
 
 
 class NoDNS(AbstractResolver):
