@@ -59,6 +59,12 @@ class CreateRequest:
     A create command's job: what to show before asking, how to build the spec
     (it may upload first, so it runs only once confirmed), and where to save the
     result with ``--wait``.
+
+    Example:
+        >>> async def build(clients): ...
+        >>> CreateRequest(provider="miraflow", kind="image", describe=[("prompt", "a fox")],
+        ...               build=build).download is None
+        True
     """
 
     provider: str
@@ -69,13 +75,23 @@ class CreateRequest:
 
 
 def create(request: CreateRequest, options: CreateOptions) -> NoReturn:
-    """Preview, confirm, then submit ``request`` once; exits with the command's code."""
+    """
+    Preview, confirm, then submit ``request`` once; exits with the command's code
+    (``JOBS_FAILED`` when a followed job did not succeed).
+
+    Example::
+
+        create(CreateRequest(provider="nemovideo", kind="render", describe=[...],
+                             build=build, download=out), options)
+    """
     _preview(request, make_console(stderr=options.json_output))
     if not options.yes:
         confirm_or_exit(
             "Create it?",
             no_answer="no confirmation (pass --yes to create without asking); nothing was sent",
         )
+    # A new key per run unless --key: running the command again is a new create,
+    # while the same --key (with --journal) never creates twice.
     key = options.key or f"cli/{request.provider}/{uuid.uuid4().hex[:12]}"
 
     async def main() -> int:
@@ -91,23 +107,13 @@ def _preview(request: CreateRequest, console: Console) -> None:
 
 
 async def _submit(request: CreateRequest, options: CreateOptions, key: str) -> int:
+    """Build the spec, submit it once under ``key``, follow it with ``--wait``; the exit code."""
     console = make_console()
     async with open_clients([request.provider], options.base_url) as clients:
         spec = await request.build(clients)
         async with Orchestrator(journal=options.journal, backends=clients.backends) as orch:
             handle = await orch.submit(spec, key=key)
-            data: dict[str, Any] = {
-                "provider": handle.provider,
-                "kind": handle.kind,
-                "key": handle.key,
-                "job_id": handle.job_id,
-            }
-            if not options.json_output:
-                console.print(
-                    Text.assemble(
-                        "job id: ", (handle.job_id, "bold green"), f"  (key {handle.key})"
-                    )
-                )
+            data = _announce(handle, console, json_output=options.json_output)
             if not options.wait:
                 if options.json_output:
                     emit_json(data)
@@ -116,6 +122,20 @@ async def _submit(request: CreateRequest, options: CreateOptions, key: str) -> i
             data.update(await _follow(handle, request, clients, progress))
     _print_end(data, console, json_output=options.json_output)
     return int(ExitCode.OK if data["state"] == "succeeded" else ExitCode.JOBS_FAILED)
+
+
+def _announce(handle: JobHandle, console: Console, *, json_output: bool) -> dict[str, Any]:
+    """The job's identity, its id printed prominently at once (``--json`` prints it later)."""
+    if not json_output:
+        console.print(
+            Text.assemble("job id: ", (handle.job_id, "bold green"), f"  (key {handle.key})")
+        )
+    return {
+        "provider": handle.provider,
+        "kind": handle.kind,
+        "key": handle.key,
+        "job_id": handle.job_id,
+    }
 
 
 async def _follow(

@@ -47,7 +47,13 @@ __all__ = [
 
 
 def base_url_option(help: str) -> Any:
-    """``--base-url`` (also ``$AIVIDEO_BASE_URL``) with the command's own help text."""
+    """
+    ``--base-url`` (also ``$AIVIDEO_BASE_URL``) with the command's own help text.
+
+    Example:
+        >>> base_url_option("Where to send the calls.").envvar
+        'AIVIDEO_BASE_URL'
+    """
     return typer.Option("--base-url", envvar="AIVIDEO_BASE_URL", help=help)
 
 

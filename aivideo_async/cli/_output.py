@@ -151,7 +151,13 @@ def field_table(fields: Iterable[tuple[str, str]], *, edge: bool = False) -> Tab
 
 
 def print_fields(fields: Iterable[tuple[str, str]]) -> None:
-    """Print :func:`field_table` to stdout."""
+    """
+    Print :func:`field_table` to stdout.
+
+    Example::
+
+        print_fields([("state", "running"), ("progress", "40%")])
+    """
     make_console().print(field_table(fields))
 
 
@@ -161,6 +167,11 @@ def confirm_or_exit(question: str, *, no_answer: str) -> None:
 
     ``no_answer`` is the error when there is no answer at all (stdin closed):
     it should say how to skip the question.
+
+    Example::
+
+        if not yes:
+            confirm_or_exit("Cancel it?", no_answer="no confirmation (pass --yes)")
     """
     try:
         ok = typer.confirm(question, default=False, err=True)
