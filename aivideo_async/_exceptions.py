@@ -114,6 +114,9 @@ class AIVideoError(Exception):
     body_code: str | int | None
     message: str
     endpoint: str | None
+    body_digest: str | None = None
+    """SHA-256 (hex) of a response body that could not be used (truncated, garbled), if any;
+    the journal keeps it for an ambiguous create (RELIABILITY #4, #20)."""
 
     def __init__(
         self,

@@ -1016,11 +1016,9 @@ class Session:
                     chunk = await resp.content.read(_CHUNK)
             except RequestMaybeSent as exc:
                 # A truncated answer to a create: its outcome is unknown, and the
-                # journal keeps a digest of what did arrive (RELIABILITY #4). The
-                # exception tree has no field for it, so it rides as an attribute
-                # that the journal's ErrorInfo reads, like DecodeError.body_digest.
+                # journal keeps a digest of what did arrive (RELIABILITY #4).
                 if buf:
-                    vars(exc)["body_digest"] = hashlib.sha256(buf).hexdigest()
+                    exc.body_digest = hashlib.sha256(buf).hexdigest()
                 raise
             if not chunk:
                 return bytes(buf)

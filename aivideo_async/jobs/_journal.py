@@ -374,7 +374,7 @@ class ErrorInfo:
 
 
 def _digest_of(exc: AIVideoError) -> str | None:
-    digest = getattr(exc, "body_digest", None)  # DecodeError (and any error that carries one)
+    digest = getattr(exc, "body_digest", None)  # AIVideoError.body_digest
     if isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest):
         return digest
     return None
