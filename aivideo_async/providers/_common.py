@@ -1,7 +1,9 @@
 """
-Helpers every provider wire layer shares: the converter factory and decoding.
+What the provider packages share: the wire layers' converter factory and
+decoding, and the clients' key resolution, error-mapper adapter, signed-URL
+download and the lifecycle of the key-header clients (:class:`KeyHeaderClient`).
 
-Conventions (STYLE #4, #9, #13):
+Wire conventions (STYLE #4, #9, #13):
 
 * **One converter per wire layer**, built by :func:`make_converter` from
   :func:`cattrs.preconf.json.make_converter`; the global cattrs converter is
@@ -29,11 +31,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+import pathlib
 import typing
 import weakref
-from collections.abc import Callable, Mapping, MutableSequence, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableSequence, Sequence
+from types import TracebackType
+from typing import Any, Final, Protocol, Self, TypeVar
 
+import aiohttp
 import attrs
 from cattrs import ClassValidationError, IterableValidationError
 from cattrs.cols import list_structure_factory
@@ -42,8 +49,19 @@ from cattrs.preconf.json import JsonConverter
 from cattrs.preconf.json import make_converter as _make_json_converter
 from cattrs.v import format_exception
 
-from .._exceptions import DecodeError, MissingCredential
+from .._config import (
+    DEFAULT_CREATE_TIMEOUTS,
+    DEFAULT_LIMITS,
+    DEFAULT_RETRY_POLICY,
+    DEFAULT_TIMEOUTS,
+    Limits,
+    RetryPolicy,
+    Timeouts,
+)
+from .._exceptions import APIStatusError, DecodeError, InvalidInput, MissingCredential
 from .._secret import Secret
+from .._session import HeaderKeyAuth, ResponseInfo, Session
+from .._types import Clock, RandomSource, Sleep, anyio_sleep, monotonic_clock, system_random
 
 __all__ = [
     "WIRE_NAME",
@@ -54,6 +72,11 @@ __all__ = [
     "unstructure",
     "resolve_api_key",
     "sniff_media_type",
+    "VIDEO_TYPES",
+    "MapError",
+    "error_mapper",
+    "download_signed",
+    "KeyHeaderClient",
 ]
 
 T = TypeVar("T")
@@ -404,3 +427,208 @@ def sniff_media_type(head: bytes) -> str | None:
     if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0:
         return "audio/mpeg"
     return None
+
+
+# -- what the clients share ----------------------------------------------------------
+
+VIDEO_TYPES: Final = ("video/", "application/octet-stream", "binary/octet-stream")
+"""Content types a video download accepts (storage often says octet-stream)."""
+
+
+class MapError(Protocol):
+    """The signature of every wire layer's ``map_error``."""
+
+    def __call__(
+        self,
+        *,
+        status: int,
+        body: Any,
+        endpoint: str,
+        text: str = "",
+        retry_after: float | None = None,
+    ) -> APIStatusError | None: ...
+
+
+def error_mapper(map_error: MapError) -> Callable[[ResponseInfo], APIStatusError | None]:
+    """
+    Adapt a wire layer's ``map_error`` to the session's ``error_mapper`` hook.
+
+    Example:
+        >>> from aivideo_async._session import ResponseInfo
+        >>> def map_error(*, status, body, endpoint, text="", retry_after=None):
+        ...     return None if status < 400 else APIStatusError(text, status_code=status)
+        >>> mapper = error_mapper(map_error)
+        >>> info = ResponseInfo(provider="demo", endpoint="GET /x", status=418, headers={},
+        ...                     body=None, text="teapot", retry_after=None)
+        >>> mapper(info).status_code
+        418
+    """
+
+    def mapper(info: ResponseInfo) -> APIStatusError | None:
+        return map_error(
+            status=info.status,
+            body=info.body,
+            endpoint=info.endpoint,
+            text=info.text,
+            retry_after=info.retry_after,
+        )
+
+    return mapper
+
+
+async def download_signed(
+    session: Session,
+    url: str | None,
+    dest: str | os.PathLike[str],
+    *,
+    fresh_url: Callable[[], Awaitable[str]],
+    what: str,
+    content_types: Collection[str],
+    progress: Callable[[int, int | None], None] | None = None,
+    log: logging.Logger,
+) -> pathlib.Path:
+    """
+    Download a signed ``url`` atomically to ``dest``; a 403 (the signature
+    expired) asks ``fresh_url`` for a new URL, once (RELIABILITY #33).
+
+    ``url=None`` starts with ``fresh_url`` (which raises when there is none);
+    ``what`` names the job in the log line.
+
+    Example::
+
+        path = await download_signed(
+            session, result.url, "out.mp4", fresh_url=lookup_url, what=f"task {job_id}",
+            content_types=VIDEO_TYPES, log=_log,
+        )
+    """
+    for attempt in range(2):
+        if url is None or attempt:
+            url = await fresh_url()
+        try:
+            return await session.download(
+                url, dest, absolute=True, progress=progress, content_types=content_types
+            )
+        except APIStatusError as err:
+            if err.status_code != 403 or attempt:
+                raise
+            log.info("signed URL of %s expired; refetching it", what)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class KeyHeaderClient:
+    """
+    The lifecycle shared by the clients that send one API-key header
+    (:class:`~aivideo_async.providers.miraflow.Miraflow`,
+    :class:`~aivideo_async.providers.aivideomaker.AIVideoMaker`).
+
+    It resolves the key (argument or environment, held as a :class:`Secret`),
+    builds the :class:`~aivideo_async._session.Session` (owned or borrowed
+    aiohttp session), and gives ``async with``, :meth:`aclose`,
+    :attr:`base_url` and a repr that never shows the key. A subclass sets
+    ``provider`` and passes its header, variable and ``map_error``.
+
+    Example::
+
+        class Acme(KeyHeaderClient):
+            provider: Final = "acme"
+
+            def __init__(self, api_key=None, *, base_url="https://acme.example"):
+                super().__init__(api_key, header="x-api-key", variable="ACME_API_KEY",
+                                 map_error=_wire.map_error, base_url=base_url)
+    """
+
+    @property
+    def provider(self) -> str:
+        """
+        The provider name; each client overrides it with a class constant.
+
+        Example:
+            >>> from aivideo_async.providers.miraflow import Miraflow
+            >>> Miraflow("k").provider
+            'miraflow'
+        """
+        raise NotImplementedError
+
+    def __init__(
+        self,
+        api_key: str | Secret | None,
+        *,
+        header: str,
+        variable: str,
+        map_error: MapError,
+        base_url: str,
+        session: aiohttp.ClientSession | None = None,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        create_timeouts: Timeouts = DEFAULT_CREATE_TIMEOUTS,
+        limits: Limits = DEFAULT_LIMITS,
+        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+        clock: Clock = monotonic_clock,
+        sleep: Sleep = anyio_sleep,
+        rng: RandomSource = system_random,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        key = resolve_api_key(api_key, variable=variable)
+        self._session = Session(
+            provider=self.provider,
+            base_url=base_url,
+            auth=HeaderKeyAuth(header, key),
+            timeouts=timeouts,
+            limits=limits,
+            retry=retry,
+            session=session,
+            error_mapper=error_mapper(map_error),
+            clock=clock,
+            sleep=sleep,
+            rng=rng,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self._create_timeouts = create_timeouts
+
+    @property
+    def base_url(self) -> str:
+        """
+        The API base URL.
+
+        Example:
+            >>> from aivideo_async.providers.aivideomaker import AIVideoMaker
+            >>> from aivideo_async.providers.miraflow import Miraflow
+            >>> AIVideoMaker("k", base_url="http://127.0.0.1:8765").base_url
+            'http://127.0.0.1:8765'
+            >>> Miraflow("k", base_url="http://127.0.0.1:8765").base_url
+            'http://127.0.0.1:8765'
+        """
+        return self._session.base_url
+
+    async def __aenter__(self) -> Self:
+        await self._session.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """
+        Close the owned aiohttp session (a borrowed one stays open). Idempotent.
+
+        Example::
+
+            client = Miraflow()          # or AIVideoMaker()
+            try:
+                ...
+            finally:
+                await client.aclose()
+        """
+        await self._session.aclose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key=Secret('**********'))"
+
+    def _check_spec(self, provider: str) -> None:
+        """Refuse a spec built for another provider before anything is sent."""
+        if provider != self.provider:
+            raise InvalidInput(field="spec.provider", value=provider, expected=repr(self.provider))

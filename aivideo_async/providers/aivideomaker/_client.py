@@ -14,8 +14,7 @@ import mimetypes
 import os
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import aiohttp
 import anyio
@@ -32,10 +31,9 @@ from ..._config import (
 from ..._exceptions import APIStatusError, Conflict, DownloadError, InvalidInput
 from ..._models import JobResult, JobState, JobStatus
 from ..._secret import Secret
-from ..._session import HeaderKeyAuth, ResponseInfo, Session
 from ..._types import Clock, RandomSource, Sleep, anyio_sleep, monotonic_clock, system_random
 from .._base import JobSpec
-from .._common import resolve_api_key, sniff_media_type
+from .._common import VIDEO_TYPES, KeyHeaderClient, download_signed, sniff_media_type
 from . import _wire
 from ._wire import Task
 
@@ -49,24 +47,12 @@ IMAGE_MEDIA_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/webp"})
 DEFAULT_MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024
 """Largest image inlined as a data URI (10 MiB; the body carries it base64-encoded)."""
 
-_VIDEO_TYPES: Final = ("video/", "application/octet-stream", "binary/octet-stream")
-
 # A listed task counts as a match for a lost create only if it was created no
 # earlier than this many seconds before the create was sent (server clock skew).
 _FIND_SKEW: Final = 60.0
 
 
-def _error_mapper(info: ResponseInfo) -> APIStatusError | None:
-    return _wire.map_error(
-        status=info.status,
-        body=info.body,
-        endpoint=info.endpoint,
-        text=info.text,
-        retry_after=info.retry_after,
-    )
-
-
-class AIVideoMaker:
+class AIVideoMaker(KeyHeaderClient):
     """
     Async client of the AIVideoMaker API v1 (``key`` header auth).
 
@@ -114,63 +100,23 @@ class AIVideoMaker:
         rng: RandomSource = system_random,
         allow_insecure_http: bool = False,
     ) -> None:
-        key = resolve_api_key(api_key, variable=_wire.ENV_API_KEY)
-        self._session = Session(
-            provider=_wire.PROVIDER,
+        super().__init__(
+            api_key,
+            header="key",
+            variable=_wire.ENV_API_KEY,
+            map_error=_wire.map_error,
             base_url=base_url,
-            auth=HeaderKeyAuth("key", key),
+            session=session,
             timeouts=timeouts,
+            create_timeouts=create_timeouts,
             limits=limits,
             retry=retry,
-            session=session,
-            error_mapper=_error_mapper,
             clock=clock,
             sleep=sleep,
             rng=rng,
             allow_insecure_http=allow_insecure_http,
         )
-        self._create_timeouts = create_timeouts
         self._max_image_bytes = max_image_bytes
-
-    @property
-    def base_url(self) -> str:
-        """
-        The API base URL.
-
-        Example:
-            >>> AIVideoMaker("k", base_url="http://127.0.0.1:8765").base_url
-            'http://127.0.0.1:8765'
-        """
-        return self._session.base_url
-
-    async def __aenter__(self) -> Self:
-        await self._session.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """
-        Close the owned aiohttp session (a borrowed one stays open). Idempotent.
-
-        Example::
-
-            client = AIVideoMaker()
-            try:
-                ...
-            finally:
-                await client.aclose()
-        """
-        await self._session.aclose()
-
-    def __repr__(self) -> str:
-        return f"AIVideoMaker(base_url={self.base_url!r}, api_key=Secret('**********'))"
 
     # -- create builders (no IO) ------------------------------------------------------
 
@@ -378,10 +324,7 @@ class AIVideoMaker:
 
             task_id = await avm.create(spec)
         """
-        if spec.provider != _wire.PROVIDER:
-            raise InvalidInput(
-                field="spec.provider", value=spec.provider, expected=repr(_wire.PROVIDER)
-            )
+        self._check_spec(spec.provider)
         headers = spec.meta.get("headers")
         resp = await self._session.request(
             spec.method,
@@ -536,22 +479,24 @@ class AIVideoMaker:
             await avm.download(result, "out/clip.mp4")
         """
         job_id = target if isinstance(target, str) else target.job_id
-        url = None if isinstance(target, str) else target.url
-        for attempt in range(2):
-            if url is None or attempt:
-                task = await self.get_task(job_id)
-                url = task.output.best_url if task.output is not None else None
-                if not url:
-                    raise DownloadError(
-                        f"task {job_id} has no output URL (status {task.status})",
-                        provider=_wire.PROVIDER,
-                    )
-            try:
-                return await self._session.download(
-                    url, dest, absolute=True, progress=progress, content_types=_VIDEO_TYPES
+
+        async def fresh_url() -> str:
+            task = await self.get_task(job_id)
+            url = task.output.best_url if task.output is not None else None
+            if not url:
+                raise DownloadError(
+                    f"task {job_id} has no output URL (status {task.status})",
+                    provider=_wire.PROVIDER,
                 )
-            except APIStatusError as err:
-                if err.status_code != 403 or attempt:
-                    raise
-                _log.info("signed URL of task %s expired; refetching it", job_id)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return url
+
+        return await download_signed(
+            self._session,
+            None if isinstance(target, str) else target.url,
+            dest,
+            fresh_url=fresh_url,
+            what=f"task {job_id}",
+            content_types=VIDEO_TYPES,
+            progress=progress,
+            log=_log,
+        )

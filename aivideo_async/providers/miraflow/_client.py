@@ -13,8 +13,7 @@ import os
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import aiohttp
 import anyio
@@ -31,10 +30,9 @@ from ..._config import (
 from ..._exceptions import APIStatusError, BadRequest, DownloadError, InvalidInput, NotFound
 from ..._models import JobResult, JobState, JobStatus
 from ..._secret import Secret
-from ..._session import HeaderKeyAuth, ResponseInfo, Session
 from ..._types import Clock, RandomSource, Sleep, anyio_sleep, monotonic_clock, system_random
 from .._base import JobSpec
-from .._common import resolve_api_key, sniff_media_type
+from .._common import VIDEO_TYPES, KeyHeaderClient, download_signed, sniff_media_type
 from . import _wire
 from ._wire import Avatar, Video, VideoMetadata, Voice
 
@@ -70,7 +68,6 @@ _TYPE_ALIASES: Final[Mapping[str, str]] = {
     "image/jpg": "image/jpeg",
 }
 
-_VIDEO_TYPES: Final = ("video/", "application/octet-stream", "binary/octet-stream")
 _IMAGE_TYPES: Final = ("image/", "application/octet-stream", "binary/octet-stream")
 
 # A listed video counts as a match for a lost create only if it was created no
@@ -78,22 +75,12 @@ _IMAGE_TYPES: Final = ("image/", "application/octet-stream", "binary/octet-strea
 _FIND_SKEW: Final = 60.0
 
 
-def _error_mapper(info: ResponseInfo) -> APIStatusError | None:
-    return _wire.map_error(
-        status=info.status,
-        body=info.body,
-        endpoint=info.endpoint,
-        text=info.text,
-        retry_after=info.retry_after,
-    )
-
-
 def _normalise_type(content_type: str) -> str:
     base = content_type.split(";", 1)[0].strip().lower()
     return _TYPE_ALIASES.get(base, base)
 
 
-class Miraflow:
+class Miraflow(KeyHeaderClient):
     """
     Async client of the Miraflow API (``x-api-key`` auth).
 
@@ -140,66 +127,26 @@ class Miraflow:
         rng: RandomSource = system_random,
         allow_insecure_http: bool = False,
     ) -> None:
-        key = resolve_api_key(api_key, variable=_wire.ENV_API_KEY)
-        self._session = Session(
-            provider=_wire.PROVIDER,
+        super().__init__(
+            api_key,
+            header="x-api-key",
+            variable=_wire.ENV_API_KEY,
+            map_error=_wire.map_error,
             base_url=base_url,
-            auth=HeaderKeyAuth("x-api-key", key),
+            session=session,
             timeouts=timeouts,
+            create_timeouts=create_timeouts,
             limits=limits,
             retry=retry,
-            session=session,
-            error_mapper=_error_mapper,
             clock=clock,
             sleep=sleep,
             rng=rng,
             allow_insecure_http=allow_insecure_http,
         )
-        self._create_timeouts = create_timeouts
         self._max_upload_bytes = max_upload_bytes
         # job id -> match tag of creates sent by this client, so that the
         # videos list (which carries names, not job ids) can answer for them.
         self._tags: dict[str, str] = {}
-
-    @property
-    def base_url(self) -> str:
-        """
-        The API base URL.
-
-        Example:
-            >>> Miraflow("k", base_url="http://127.0.0.1:8765").base_url
-            'http://127.0.0.1:8765'
-        """
-        return self._session.base_url
-
-    async def __aenter__(self) -> Self:
-        await self._session.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """
-        Close the owned aiohttp session (a borrowed one stays open). Idempotent.
-
-        Example::
-
-            client = Miraflow()
-            try:
-                ...
-            finally:
-                await client.aclose()
-        """
-        await self._session.aclose()
-
-    def __repr__(self) -> str:
-        return f"Miraflow(base_url={self.base_url!r}, api_key=Secret('**********'))"
 
     # -- lists and gets -----------------------------------------------------------
 
@@ -458,10 +405,7 @@ class Miraflow:
 
             job_id = await mira.create(spec)
         """
-        if spec.provider != _wire.PROVIDER:
-            raise InvalidInput(
-                field="spec.provider", value=spec.provider, expected=repr(_wire.PROVIDER)
-            )
+        self._check_spec(spec.provider)
         payload = dict(spec.payload)
         if spec.meta.get("encoding") == "multipart":
             form = aiohttp.FormData(default_to_multipart=True)
@@ -758,7 +702,7 @@ class Miraflow:
                         dest,
                         path_params={"id": video_id},
                         progress=progress,
-                        content_types=_VIDEO_TYPES,
+                        content_types=VIDEO_TYPES,
                     )
                 except NotFound as err:
                     last = err
@@ -778,26 +722,25 @@ class Miraflow:
         dest: str | os.PathLike[str],
         progress: Callable[[int, int | None], None] | None,
     ) -> pathlib.Path:
-        url = target.url
-        for attempt in range(2):
-            if url is None or attempt:
-                status = await self.image_status(target.job_id)
-                if status.result is None or not status.result.url:
-                    raise DownloadError(
-                        f"image job {target.job_id} has no download URL "
-                        f"(status {status.raw_status})",
-                        provider=_wire.PROVIDER,
-                    )
-                url = status.result.url
-            try:
-                return await self._session.download(
-                    url, dest, absolute=True, progress=progress, content_types=_IMAGE_TYPES
+        async def fresh_url() -> str:
+            status = await self.image_status(target.job_id)
+            if status.result is None or not status.result.url:
+                raise DownloadError(
+                    f"image job {target.job_id} has no download URL (status {status.raw_status})",
+                    provider=_wire.PROVIDER,
                 )
-            except APIStatusError as err:
-                if err.status_code != 403 or attempt:
-                    raise
-                _log.info("signed URL of image %s expired; refetching it", target.job_id)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return status.result.url
+
+        return await download_signed(
+            self._session,
+            target.url,
+            dest,
+            fresh_url=fresh_url,
+            what=f"image {target.job_id}",
+            content_types=_IMAGE_TYPES,
+            progress=progress,
+            log=_log,
+        )
 
 
 def _form_value(value: Any) -> str:

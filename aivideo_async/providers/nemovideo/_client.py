@@ -46,7 +46,7 @@ from ..._exceptions import (
 )
 from ..._models import JobState, JobStatus
 from ..._secret import Secret
-from ..._session import BearerAuth, ResponseInfo, Session, redact_url
+from ..._session import BearerAuth, Session, redact_url
 from ..._types import (
     NOT_GIVEN,
     Clock,
@@ -59,7 +59,7 @@ from ..._types import (
 )
 from ..._version import __version__
 from .._base import JobSpec
-from .._common import resolve_api_key
+from .._common import VIDEO_TYPES, error_mapper, resolve_api_key
 from ._chat import ChatEvent, StreamError, TextEvent, ToolCall, iter_chat_events
 from ._draft import Draft, timeline_summary
 from ._wire import (
@@ -127,7 +127,6 @@ DEFAULT_CHAT_TIMEOUTS: Final = Timeouts(connect=5.0, read=330.0, total=900.0)
 """``/run_sse`` may run 15 minutes (NV-SKILL); the per-read limit sits above the chat's
 idle timeout (300 s) so the idle timeout, which counts heartbeats, decides."""
 
-_VIDEO_TYPES: Final = ("video/", "application/octet-stream", "binary/octet-stream")
 _CLIENT_ID: Final = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
 
@@ -1063,7 +1062,7 @@ class NemoVideo:
         while url:
             try:
                 return await self._api.download(
-                    url, dest, absolute=True, max_bytes=max_bytes, content_types=_VIDEO_TYPES
+                    url, dest, absolute=True, max_bytes=max_bytes, content_types=VIDEO_TYPES
                 )
             except APIStatusError as exc:
                 if exc.status_code == 403 and not refetched:
@@ -1079,7 +1078,7 @@ class NemoVideo:
             dest,
             path_params={"render_id": status.render_id},
             max_bytes=max_bytes,
-            content_types=_VIDEO_TYPES,
+            content_types=VIDEO_TYPES,
         )
 
     # -- chat --------------------------------------------------------------------
@@ -1228,11 +1227,4 @@ class NemoVideo:
         )
 
 
-def _error_mapper(info: ResponseInfo) -> APIStatusError | None:
-    return map_error(
-        status=info.status,
-        body=info.body,
-        endpoint=info.endpoint,
-        retry_after=info.retry_after,
-        text=info.text,
-    )
+_error_mapper = error_mapper(map_error)
