@@ -11,7 +11,6 @@ import aiohttp
 import attrs
 import pytest
 
-from aivideo_async._config import Timeouts
 from aivideo_async._exceptions import (
     APIStatusError,
     AuthenticationError,
@@ -23,7 +22,6 @@ from aivideo_async._exceptions import (
     NotFound,
     RateLimited,
     RemoteDisconnected,
-    RequestMaybeSent,
     ServerError,
 )
 from aivideo_async._models import JobState
@@ -32,7 +30,14 @@ from aivideo_async.emulator import Emulator, EmulatorConfig, FaultRule, run_emul
 from aivideo_async.providers._base import JobBackend, JobSpec
 from aivideo_async.providers.aivideomaker import AIVideoMaker
 
-from .conftest import FAST_RETRY, NO_RETRY, FakeSleep
+from .conftest import (
+    CREATE_FAULTS,
+    CREATE_TIMEOUTS,
+    FAST_RETRY,
+    NO_RETRY,
+    FakeSleep,
+    assert_sent_once,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -349,16 +354,7 @@ async def test_is_a_job_backend(avm: AIVideoMaker) -> None:
 
 
 @pytest.mark.parametrize("which", ["t2v", "t2v_v3", "i2v", "i2v_v3", "lv"])
-@pytest.mark.parametrize(
-    ("fault", "expected"),
-    [
-        ({"kind": "server_error", "params": {"status": 502, "commit": True}}, ServerError),
-        ({"kind": "server_error", "params": {"status": 503}}, ServerError),
-        ({"kind": "drop_after_commit"}, RemoteDisconnected),
-        ({"kind": "truncate"}, RequestMaybeSent),
-        ({"kind": "stall_after_commit", "params": {"seconds": 5}}, RequestMaybeSent),
-    ],
-)
+@CREATE_FAULTS
 async def test_a_failed_create_is_sent_exactly_once(
     emu: Emulator, which: str, fault: dict[str, Any], expected: type[Exception]
 ) -> None:
@@ -366,15 +362,13 @@ async def test_a_failed_create_is_sent_exactly_once(
         KEY,
         base_url=emu.base_url,
         retry=FAST_RETRY,
-        create_timeouts=Timeouts(connect=1.0, read=0.2, total=1.0),
+        create_timeouts=CREATE_TIMEOUTS,
     ) as avm:
         spec = _specs(avm, await avm.image_data_uri(PNG))[which]
         emu.add_fault(FaultRule(endpoint="aivideomaker.create", **fault))
         with pytest.raises(expected):
             await avm.submit_once(spec)
-    assert emu.stats()["requests_by_endpoint"]["aivideomaker.create"] == 1
-    committed = fault.get("params", {}).get("commit", fault["kind"] != "server_error")
-    assert _creates(emu) == (1 if committed else 0)
+    assert_sent_once(emu, "aivideomaker", fault)
 
 
 async def test_the_key_is_never_logged(

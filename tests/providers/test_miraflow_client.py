@@ -11,7 +11,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from aivideo_async._config import Timeouts
 from aivideo_async._exceptions import (
     APIStatusError,
     AuthenticationError,
@@ -22,7 +21,6 @@ from aivideo_async._exceptions import (
     NotFound,
     RateLimited,
     RemoteDisconnected,
-    RequestMaybeSent,
     ServerError,
 )
 from aivideo_async._models import JobResult, JobState
@@ -31,7 +29,14 @@ from aivideo_async.emulator import Emulator, EmulatorConfig, FaultRule, run_emul
 from aivideo_async.providers._base import JobBackend, JobSpec
 from aivideo_async.providers.miraflow import Miraflow
 
-from .conftest import FAST_RETRY, NO_RETRY, FakeSleep
+from .conftest import (
+    CREATE_FAULTS,
+    CREATE_TIMEOUTS,
+    FAST_RETRY,
+    NO_RETRY,
+    FakeSleep,
+    assert_sent_once,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -455,16 +460,7 @@ def _inpaint(m: Miraflow, audio: str, image: str) -> JobSpec:
 
 
 @pytest.mark.parametrize("build", [_video, _audio, _image, _edit, _inpaint])
-@pytest.mark.parametrize(
-    ("fault", "expected"),
-    [
-        ({"kind": "server_error", "params": {"status": 502, "commit": True}}, ServerError),
-        ({"kind": "server_error", "params": {"status": 500}}, ServerError),
-        ({"kind": "drop_after_commit"}, RemoteDisconnected),
-        ({"kind": "truncate"}, RequestMaybeSent),
-        ({"kind": "stall_after_commit", "params": {"seconds": 5}}, RequestMaybeSent),
-    ],
-)
+@CREATE_FAULTS
 async def test_a_failed_create_is_sent_exactly_once(
     emu: Emulator, build: Builder, fault: dict[str, Any], expected: type[Exception]
 ) -> None:
@@ -473,17 +469,14 @@ async def test_a_failed_create_is_sent_exactly_once(
         KEY,
         base_url=emu.base_url,
         retry=FAST_RETRY,
-        create_timeouts=Timeouts(connect=1.0, read=0.2, total=1.0),
+        create_timeouts=CREATE_TIMEOUTS,
     ) as mira:
         audio = await mira.upload_media(MP3, file_name="a.mp3")
         image = await mira.upload_media(PNG, file_name="a.png")
         emu.add_fault(FaultRule(endpoint="miraflow.create", **fault))
         with pytest.raises(expected):
             await mira.submit_once(build(mira, audio, image))
-    requests = emu.stats()["requests_by_endpoint"]["miraflow.create"]
-    assert requests == 1
-    committed = fault.get("params", {}).get("commit", fault["kind"] != "server_error")
-    assert _creates(emu) == (1 if committed else 0)
+    assert_sent_once(emu, "miraflow", fault)
 
 
 async def test_the_key_is_never_logged(

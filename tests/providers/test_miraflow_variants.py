@@ -6,33 +6,14 @@ can come with HTTP 200. Both must be handled by the client end to end.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from aivideo_async._exceptions import BadRequest, DecodeError, InsufficientCredits
 from aivideo_async.providers.miraflow import Miraflow
 
+from .conftest import Answers
+
 pytestmark = pytest.mark.anyio
-
-Answers = dict[str, tuple[int, Any]]
-
-
-@pytest.fixture
-async def stand_in() -> AsyncIterator[tuple[Answers, str]]:
-    answers: Answers = {}
-
-    async def handler(request: web.Request) -> web.Response:
-        status, body = answers[f"{request.method} {request.path}"]
-        return web.json_response(body, status=status)
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    async with TestServer(app, host="127.0.0.1") as server:
-        yield answers, f"http://127.0.0.1:{server.port}"
 
 
 async def test_voices_under_the_avatars_key(stand_in: tuple[Answers, str]) -> None:

@@ -48,6 +48,7 @@ from ..._models import JobState, JobStatus
 from ..._secret import Secret
 from ..._session import BearerAuth, Session, redact_url
 from ..._types import (
+    JSON,
     NOT_GIVEN,
     Clock,
     NotGiven,
@@ -708,15 +709,7 @@ class NemoVideo:
                     handle: IO[bytes] = await anyio.to_thread.run_sync(path.open, "rb")
                     stack.callback(handle.close)
                     form.add_field("files", handle, filename=path.name, content_type=content_type)
-                resp = await self._api.request(
-                    "POST",
-                    UPLOAD_PATH,
-                    path_params={"session_id": sid},
-                    data=form,
-                    idempotent=False,
-                    timeouts=self._create_timeouts,
-                )
-            return parse_upload_result(resp.json(), endpoint=resp.endpoint, status_code=resp.status)
+                return await self._post_upload(sid, data=form)
 
         return await self._in_session(session_id, send)
 
@@ -733,19 +726,22 @@ class NemoVideo:
                 await nemo.upload_urls(sid, ["https://example.com/clip.mp4"])
         """
         body = build_upload_urls_body(urls)
+        return await self._in_session(session_id, lambda sid: self._post_upload(sid, json=body))
 
-        async def send(sid: str) -> UploadResult:
-            resp = await self._api.request(
-                "POST",
-                UPLOAD_PATH,
-                path_params={"session_id": sid},
-                json=body,
-                idempotent=False,
-                timeouts=self._create_timeouts,
-            )
-            return parse_upload_result(resp.json(), endpoint=resp.endpoint, status_code=resp.status)
-
-        return await self._in_session(session_id, send)
+    async def _post_upload(
+        self, sid: str, *, data: aiohttp.FormData | None = None, json: JSON | None = None
+    ) -> UploadResult:
+        # Never resent (not idempotent): a resend would add the media twice.
+        resp = await self._api.request(
+            "POST",
+            UPLOAD_PATH,
+            path_params={"session_id": sid},
+            data=data,
+            json=json,
+            idempotent=False,
+            timeouts=self._create_timeouts,
+        )
+        return parse_upload_result(resp.json(), endpoint=resp.endpoint, status_code=resp.status)
 
     async def _in_session(self, session_id: str | None, call: Callable[[str], Awaitable[_T]]) -> _T:
         if session_id is not None:
