@@ -516,11 +516,11 @@ def _apply_transition(
     state: SubmissionState,
     *,
     now: float,
-    attempt: int | None,
-    job_id: str | None,
-    error: ErrorInfo | None,
-    owner: str | None,
-    lease_until: float | None,
+    attempt: int | None = None,
+    job_id: str | None = None,
+    error: ErrorInfo | None = None,
+    owner: str | None = None,
+    lease_until: float | None = None,
 ) -> JournalEntry:
     new_attempt = entry.attempt if attempt is None else attempt
     check_transition(entry.state, entry.attempt, state, new_attempt)
@@ -565,16 +565,22 @@ def _apply_outcome(
 
 
 def _to_sending(entry: JournalEntry, now: float) -> JournalEntry:
-    return _apply_transition(
-        entry,
-        SubmissionState.SENDING,
-        now=now,
-        attempt=None,
-        job_id=None,
-        error=None,
-        owner=None,
-        lease_until=None,
-    )
+    return _apply_transition(entry, SubmissionState.SENDING, now=now)
+
+
+_INTERRUPTED = ErrorInfo(
+    type="Interrupted",
+    message="the process stopped while the create was in flight (RELIABILITY #10)",
+)
+
+
+def _to_interrupted(entry: JournalEntry, now: float) -> JournalEntry:
+    # A ``sending`` entry whose process died: the create may or may not have left.
+    return _apply_transition(entry, SubmissionState.UNKNOWN, now=now, error=_INTERRUPTED)
+
+
+def _not_in_journal(key: str) -> InvalidInput:
+    return InvalidInput(field="key", value=key, expected="a key in the journal")
 
 
 def _strip(entry: JournalEntry, store_payload: StorePayload) -> JournalEntry:
@@ -597,12 +603,6 @@ def _matches(
     if job_id is not None and entry.job_id != job_id:
         return False
     return unfinished is None or entry.unfinished == unfinished
-
-
-_INTERRUPTED = ErrorInfo(
-    type="Interrupted",
-    message="the process stopped while the create was in flight (RELIABILITY #10)",
-)
 
 
 # ---------------------------------------------------------------------------
@@ -712,6 +712,28 @@ class Journal(Protocol):
         ...
 
 
+class _OpenedByAsyncWith:
+    """``async with journal:`` opens the journal, and closes it on the way out."""
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
 def _live_lease(entry: JournalEntry, owner: str, now: float) -> bool:
     # Held by someone else whose lease has not run out.
     return (
@@ -726,7 +748,7 @@ def _live_lease(entry: JournalEntry, owner: str, now: float) -> bool:
 # Memory
 
 
-class MemoryJournal:
+class MemoryJournal(_OpenedByAsyncWith):
     """
     A journal in a dict: the same rules as :class:`SQLiteJournal`, no durability.
 
@@ -762,23 +784,11 @@ class MemoryJournal:
     async def aclose(self) -> None:
         """Nothing to close; entries stay readable."""
 
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     def _get(self, key: str) -> JournalEntry:
         try:
             return self._entries[key]
         except KeyError:
-            raise InvalidInput(field="key", value=key, expected="a key in the journal") from None
+            raise _not_in_journal(key) from None
 
     async def add(self, entry: JournalEntry, *, sending: bool = False) -> tuple[JournalEntry, bool]:
         """See :meth:`Journal.add`."""
@@ -897,16 +907,7 @@ class MemoryJournal:
         for entry in await self.query(state=SubmissionState.SENDING):
             if entry.owner == owner or _live_lease(entry, owner, now):
                 continue
-            new = _apply_transition(
-                entry,
-                SubmissionState.UNKNOWN,
-                now=now,
-                attempt=None,
-                job_id=None,
-                error=_INTERRUPTED,
-                owner=None,
-                lease_until=None,
-            )
+            new = _to_interrupted(entry, now)
             self._entries[entry.key] = new
             changed.append(new)
         return changed
@@ -1155,7 +1156,7 @@ def _deliver(results: list[_Result]) -> None:
             future.set_result(value)
 
 
-class SQLiteJournal:
+class SQLiteJournal(_OpenedByAsyncWith):
     """
     The embedded, durable journal: SQLite in WAL mode, driven by one writer thread
     that commits the writes of concurrent submits together (group commit).
@@ -1210,18 +1211,6 @@ class SQLiteJournal:
     def __repr__(self) -> str:
         state = "open" if self._thread is not None else "closed" if self._closed else "unopened"
         return f"<SQLiteJournal {str(self.path)!r} {state}>"
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -1393,7 +1382,7 @@ class SQLiteJournal:
     def _load(conn: sqlite3.Connection, key: str) -> JournalEntry:
         row = conn.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
         if row is None:
-            raise InvalidInput(field="key", value=key, expected="a key in the journal")
+            raise _not_in_journal(key)
         return _from_row(row)
 
     async def add(self, entry: JournalEntry, *, sending: bool = False) -> tuple[JournalEntry, bool]:
@@ -1581,16 +1570,7 @@ class SQLiteJournal:
             ).fetchall()
             changed = []
             for row in rows:
-                new = _apply_transition(
-                    _from_row(row),
-                    SubmissionState.UNKNOWN,
-                    now=now,
-                    attempt=None,
-                    job_id=None,
-                    error=_INTERRUPTED,
-                    owner=None,
-                    lease_until=None,
-                )
+                new = _to_interrupted(_from_row(row), now)
                 conn.execute(_UPDATE_TRANSITION, _transition_row(new))
                 changed.append(new)
             return changed
