@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import hashlib
 import ipaddress
 import json as _jsonlib
@@ -153,6 +154,20 @@ def validate_path_id(name: str, value: object) -> str:
     if not isinstance(value, str) or _PATH_ID.fullmatch(value) is None:
         raise InvalidInput(field=name, value=value, expected="1-128 characters of A-Z a-z 0-9 _ -")
     return quote(value, safe="")
+
+
+@functools.lru_cache(maxsize=256)
+def _path_template(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """
+    ``path`` split into its literal pieces and its ``{placeholder}`` names
+    (one more literal than names), parsed once per template.
+
+    Example:
+        >>> _path_template("/api/video/{id}/status")
+        (('/api/video/', '/status'), ('id',))
+    """
+    parts = _PLACEHOLDER.split(path)
+    return tuple(parts[0::2]), tuple(parts[1::2])
 
 
 def redact_url(url: str | URL) -> str:
@@ -733,14 +748,31 @@ def map_aiohttp_errors(
     """
     try:
         yield
-    except aiohttp.InvalidURL as exc:
-        raise InvalidInput(
-            field="url", value=redact_url(str(exc.url)), expected="a valid URL"
-        ) from _scrub(exc)
     except (TimeoutError, aiohttp.ClientError) as exc:
-        kind = _classify(exc, phase or _Phase())
-        message = _transport_message(exc, kind, timeouts)
-        raise kind(message, provider=provider, endpoint=endpoint) from _scrub(exc)
+        raise _transport_error(
+            exc, provider=provider, endpoint=endpoint, phase=phase, timeouts=timeouts
+        ) from _scrub(exc)
+
+
+def _transport_error(
+    exc: BaseException,
+    *,
+    provider: str | None,
+    endpoint: str | None,
+    phase: _Phase | None,
+    timeouts: Timeouts | None,
+) -> AIVideoError:
+    """
+    The error that :func:`map_aiohttp_errors` raises for ``exc`` (an
+    ``aiohttp.ClientError`` or ``TimeoutError``); the caller raises it
+    ``from _scrub(exc)``. The hot paths call it from a plain ``except`` (no
+    context manager per request).
+    """
+    if isinstance(exc, aiohttp.InvalidURL):
+        return InvalidInput(field="url", value=redact_url(str(exc.url)), expected="a valid URL")
+    kind = _classify(exc, phase or _Phase())
+    message = _transport_message(exc, kind, timeouts)
+    return kind(message, provider=provider, endpoint=endpoint)
 
 
 # ---------------------------------------------------------------------------
@@ -861,6 +893,9 @@ class Session:
         self.base_url = str(url).rstrip("/")
         self._auth = auth
         self._headers: dict[str, str] = {"User-Agent": _USER_AGENT, **(headers or {})}
+        # What a JSON call without extra headers sends (before auth): the
+        # per-request merge of the common case, done once.
+        self._json_headers: dict[str, str] = {**self._headers, "Accept": "application/json"}
         self._timeouts = timeouts
         self._limits = limits
         self._retry = retry
@@ -944,21 +979,28 @@ class Session:
             raise InvalidInput(
                 field="path", value=path, expected="a path starting with '/' without '?' or '#'"
             )
-        params = dict(path_params or {})
-        used: set[str] = set()
-
-        def fill(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in params:
-                raise InvalidInput(field=name, value=None, expected="a path parameter value")
-            used.add(name)
-            return validate_path_id(name, params[name])
-
-        filled = _PLACEHOLDER.sub(fill, path)
-        if extra := set(params) - used:
-            raise InvalidInput(
-                field="path_params", value=sorted(extra), expected=f"only names used in {path!r}"
-            )
+        params = path_params or {}
+        literals, names = _path_template(path)
+        filled = path
+        if names or params:
+            pieces = [literals[0]]
+            for name, literal in zip(names, literals[1:], strict=True):
+                if name not in params:
+                    raise InvalidInput(field=name, value=None, expected="a path parameter value")
+                value: object = params[name]
+                if isinstance(value, str) and _PATH_ID.fullmatch(value) is not None:
+                    # A valid id is its own percent-quoted form: skip the quoting.
+                    pieces.append(value)
+                else:
+                    pieces.append(validate_path_id(name, value))  # raises, naming the field
+                pieces.append(literal)
+            if extra := set(params) - set(names):
+                raise InvalidInput(
+                    field="path_params",
+                    value=sorted(extra),
+                    expected=f"only names used in {path!r}",
+                )
+            filled = "".join(pieces)
         # encoded=True: yarl must not normalise '..' or re-split segments (RELIABILITY #38).
         url = URL(self.base_url + filled, encoded=True)
         return url, f"{method} {url.raw_path}"
@@ -978,9 +1020,9 @@ class Session:
     ) -> aiohttp.ClientResponse:
         client = self._ensure_client()
         phase = _Phase()
-        with map_aiohttp_errors(
-            provider=self.provider, endpoint=endpoint, phase=phase, timeouts=timeouts
-        ):
+        # The boundary of map_aiohttp_errors, as a plain ``except``: no context
+        # manager per request on the poll hot path.
+        try:
             return await client.request(
                 method,
                 url,
@@ -991,6 +1033,10 @@ class Session:
                 timeout=_client_timeout(timeouts),
                 trace_request_ctx=phase,
             )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport_error(
+                exc, provider=self.provider, endpoint=endpoint, phase=phase, timeouts=timeouts
+            ) from _scrub(exc)
 
     async def _read_capped(
         self, resp: aiohttp.ClientResponse, endpoint: str, cap: int, timeouts: Timeouts
@@ -1005,23 +1051,29 @@ class Session:
                 status_code=resp.status,
                 endpoint=endpoint,
             )
-        phase = _Phase()
-        phase.sent = True
+        content = resp.content
         buf = bytearray()
         while True:
             try:
-                with map_aiohttp_errors(
-                    provider=self.provider, endpoint=endpoint, phase=phase, timeouts=timeouts
-                ):
-                    chunk = await resp.content.read(_CHUNK)
-            except RequestMaybeSent as exc:
+                chunk = await content.read(_CHUNK)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                phase = _Phase()
+                phase.sent = True
+                err = _transport_error(
+                    exc, provider=self.provider, endpoint=endpoint, phase=phase, timeouts=timeouts
+                )
                 # A truncated answer to a create: its outcome is unknown, and the
                 # journal keeps a digest of what did arrive (RELIABILITY #4).
-                if buf:
-                    exc.body_digest = hashlib.sha256(buf).hexdigest()
-                raise
+                if buf and isinstance(err, RequestMaybeSent):
+                    err.body_digest = hashlib.sha256(buf).hexdigest()
+                raise err from _scrub(exc)
             if not chunk:
                 return bytes(buf)
+            if not buf and len(chunk) <= cap and content.at_eof() and content.exception() is None:
+                # Fast path: the whole body in one chunk and the stream already
+                # ended cleanly (every small status answer), so the next read
+                # could only return b"": skip it.
+                return chunk
             buf += chunk
             if len(buf) > cap:
                 raise ResponseTooLarge(
@@ -1032,27 +1084,46 @@ class Session:
                     endpoint=endpoint,
                 )
 
-    def _info(self, resp: aiohttp.ClientResponse, endpoint: str, body: bytes) -> ResponseInfo:
+    def _info(
+        self,
+        resp: aiohttp.ClientResponse,
+        endpoint: str,
+        body: bytes,
+        *,
+        json_type: bool | None = None,
+    ) -> tuple[ResponseInfo, DecodeError | None]:
+        """
+        The :class:`ResponseInfo` of an answer, and the error decoding its body
+        raised (``None``: decoded, or not a JSON content type, or empty). The
+        body is decoded once here; the success path reuses it.
+        """
+        headers = resp.headers
+        if json_type is None:
+            json_type = _is_json_type(headers.get("Content-Type"))
         decoded: JSON | None = None
-        if body and _is_json_type(resp.headers.get("Content-Type")):
-            with contextlib.suppress(DecodeError):
+        decode_error: DecodeError | None = None
+        if body and json_type:
+            try:
                 decoded = _decode_json(
                     body, endpoint=endpoint, status=resp.status, provider=self.provider
                 )
+            except DecodeError as exc:
+                decode_error = exc
         retry_after = parse_retry_after(
-            resp.headers.get("Retry-After"),
-            date_header=resp.headers.get("Date"),
+            headers.get("Retry-After"),
+            date_header=headers.get("Date"),
             cap=float("inf"),  # clamp later: an over-cap hint must be seen (RELIABILITY #13)
         )
-        return ResponseInfo(
+        info = ResponseInfo(
             provider=self.provider,
             endpoint=endpoint,
             status=resp.status,
-            headers=resp.headers,
+            headers=headers,
             body=decoded,
             text=body[:_TEXT_LIMIT].decode("utf-8", "replace"),
             retry_after=retry_after,
         )
+        return info, decode_error
 
     def _mapped(self, info: ResponseInfo, *, use_mapper: bool) -> APIStatusError | None:
         if use_mapper and self._error_mapper is not None:
@@ -1114,10 +1185,11 @@ class Session:
             resp.close()
             raise
         resp.release()
-        info = self._info(resp, endpoint, data)
+        json_type = _is_json_type(resp.headers.get("Content-Type"))
+        info, decode_error = self._info(resp, endpoint, data, json_type=json_type)
         notes.retry_after = info.retry_after
         err = self._mapped(info, use_mapper=use_mapper)
-        content_ok = not data.strip() or _is_json_type(resp.headers.get("Content-Type"))
+        content_ok = json_type or not data.strip()
         if err is not None:
             # A gateway's HTML page on a 5xx is not the provider speaking (RELIABILITY #19);
             # a 4xx status (401, 404, 429...) means what it says whatever the body, and a
@@ -1130,7 +1202,11 @@ class Session:
             return Response(status=resp.status, headers=resp.headers, body=data, endpoint=endpoint)
         if not content_ok:
             raise self._content_type_error(info, "application/json")
-        decoded = _decode_json(data, endpoint=endpoint, status=resp.status, provider=self.provider)
+        # content_ok: a JSON type (decoded by _info when the body is not empty)
+        # or a blank body (None, as _decode_json gives).
+        if decode_error is not None:
+            raise decode_error
+        decoded = info.body
         return Response(
             status=resp.status, headers=resp.headers, body=data, endpoint=endpoint, decoded=decoded
         )
@@ -1253,9 +1329,16 @@ class Session:
         )
 
     def _request_headers(
-        self, auth_headers: Mapping[str, str], extra: Mapping[str, str] | None, *, absolute: bool
+        self,
+        auth_headers: Mapping[str, str],
+        extra: Mapping[str, str] | None,
+        *,
+        absolute: bool,
+        base: Mapping[str, str] | None = None,
     ) -> dict[str, str]:
-        merged: dict[str, str] = {"User-Agent": _USER_AGENT} if absolute else dict(self._headers)
+        if base is None:
+            base = {"User-Agent": _USER_AGENT} if absolute else self._headers
+        merged = dict(base)
         for name, value in (extra or {}).items():
             _check_header_value(f"headers[{name}]", value)
             merged[name] = value
@@ -1331,7 +1414,14 @@ class Session:
         if json is not None and data is not None:
             raise InvalidInput(field="data", value="<body>", expected="not both json and data")
         body: bytes | aiohttp.FormData | None = data
-        extra = dict(headers or {})
+        base: Mapping[str, str] | None = None
+        extra: dict[str, str] = {}
+        if not headers and json is None and not absolute:
+            # The common call (a poll): the session headers plus Accept, merged
+            # and checked once in __init__ rather than per request.
+            base = self._json_headers if expect_json else self._headers
+        else:
+            extra = dict(headers or {})
         if json is not None:
             try:
                 body = _jsonlib.dumps(json, separators=(",", ":"), allow_nan=False).encode()
@@ -1340,7 +1430,7 @@ class Session:
                     field="json", value=type(json).__name__, expected="a JSON-serialisable value"
                 ) from exc
             extra.setdefault("Content-Type", "application/json")
-        if expect_json:
+        if expect_json and base is None:
             extra.setdefault("Accept", "application/json")
         is_idempotent = method in _IDEMPOTENT_METHODS if idempotent is None else idempotent
         per_call = timeouts or self._timeouts
@@ -1353,7 +1443,7 @@ class Session:
                 endpoint,
                 params=params,
                 body=body,
-                headers=self._request_headers(auth_headers, extra, absolute=absolute),
+                headers=self._request_headers(auth_headers, extra, absolute=absolute, base=base),
                 timeouts=notes.clamp(per_call),
                 expect_json=expect_json,
                 cap=cap,
@@ -1433,7 +1523,7 @@ class Session:
                 raw = await self._read_capped(
                     resp, endpoint, self._limits.max_response_bytes, per_call
                 )
-                info = self._info(resp, endpoint, raw)
+                info, _ = self._info(resp, endpoint, raw)
                 notes.retry_after = info.retry_after
                 err = self._mapped(info, use_mapper=True)
                 if err is not None:
@@ -1682,7 +1772,7 @@ class Session:
                 raw = await self._read_capped(
                     resp, endpoint, self._limits.max_response_bytes, timeouts
                 )
-                info = self._info(resp, endpoint, raw)
+                info, _ = self._info(resp, endpoint, raw)
                 notes.retry_after = info.retry_after
                 err = self._mapped(info, use_mapper=with_creds)
                 raise err or self._content_type_error(info, "a 2xx answer")
@@ -1931,9 +2021,11 @@ def _fsync_dir(folder: pathlib.Path) -> None:
         os.close(fd)
 
 
+@functools.lru_cache(maxsize=64)
 def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
     # connect: pool wait + TCP/TLS (not sent); sock_read: the silence between
     # chunks; total: the only guard against a trickle (RELIABILITY #5).
+    # Cached: both are frozen, and a session asks for the same few every request.
     return aiohttp.ClientTimeout(
         total=timeouts.total,
         connect=timeouts.connect,

@@ -40,6 +40,7 @@ import contextlib
 import heapq
 import logging
 import math
+import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
@@ -64,11 +65,18 @@ from .._exceptions import (
     TotalTimeout,
 )
 from .._models import JobResult, JobState, JobStatus
-from .._types import Clock, RandomSource, Sleep, anyio_sleep, monotonic_clock, system_random
+from .._types import Clock, RandomSource, Sleep, anyio_sleep, monotonic_clock
 from ..providers._base import JobBackend
 from ._handle import JobHandle, JobUpdate, _Phase
 
 __all__ = ["ProviderLimits", "Scheduler"]
+
+_JITTER_RNG: Final[RandomSource] = random.Random()
+"""The default randomness of poll jitter: a Mersenne Twister seeded from the OS.
+
+Jitter only has to spread clients apart, not be unpredictable, and
+``SystemRandom`` reads the OS for every draw (one per poll).
+"""
 
 logger = logging.getLogger("aivideo_async.jobs")
 
@@ -238,7 +246,10 @@ class Scheduler:
         breaker_cooldown: first cool-down of an open breaker (doubling, up to
             ``max_pause``), after which one probe poll is sent.
         auth_pause: how long a 401 on a poll pauses the provider (RELIABILITY #28).
-        clock, sleep, rng: the time and randomness seam (STYLE #18).
+        clock, sleep, rng: the time and randomness seam (STYLE #18). ``rng``
+            only draws jitter; by default a module-wide :class:`random.Random`
+            seeded from the OS (not ``SystemRandom``: jitter need not be
+            unpredictable, and it is drawn on every poll).
 
     Example::
 
@@ -263,7 +274,7 @@ class Scheduler:
         auth_pause: float = 60.0,
         clock: Clock = monotonic_clock,
         sleep: Sleep = anyio_sleep,
-        rng: RandomSource = system_random,
+        rng: RandomSource = _JITTER_RNG,
     ) -> None:
         if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int):
             raise InvalidInput(field="max_in_flight", value=max_in_flight, expected="an int >= 1")
@@ -934,6 +945,7 @@ class Scheduler:
 
     async def _work(self) -> None:
         queue = self._queue
+        resolved: list[JobHandle] = []  # reused: one list per worker, not per poll
         while True:
             if not queue:
                 event = anyio.Event()
@@ -941,14 +953,15 @@ class Scheduler:
                 await event.wait()
                 continue
             prov, kind, batch, extras = queue.popleft()
-            resolved: list[JobHandle] = []
             try:
                 await self._poll(prov, kind, batch, extras, resolved)
             finally:
                 prov.in_flight -= 1
                 self._in_flight -= 1
-            for handle in resolved:
-                await self._notify(handle)
+            if resolved:
+                for handle in resolved:
+                    await self._notify(handle)
+                resolved.clear()
             now = self._clock()
             if self._heap and self._heap[0][0] <= now:
                 self._pop_due(now)

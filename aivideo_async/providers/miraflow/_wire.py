@@ -8,6 +8,7 @@ build and hands the decoded JSON back to them. Facts: PROVIDER_APIS.md §1.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -367,22 +368,74 @@ def parse_progress(value: object) -> float | None:
     if isinstance(value, int | float):
         number = float(value)
     elif isinstance(value, str):
-        match = _PERCENT.match(value)
-        if match is None:
-            return None
-        number = float(match.group(1))
+        return _percent_text(value)
     else:
         return None
+    return _fraction(number)
+
+
+@functools.lru_cache(maxsize=512)
+def _percent_text(value: str) -> float | None:
+    # Cached: a poll loop sees the same few dozen strings ("0%" .. "100%") over and over.
+    match = _PERCENT.match(value)
+    if match is None:
+        return None
+    return _fraction(float(match.group(1)))
+
+
+def _fraction(number: float) -> float | None:
     if not math.isfinite(number) or number < 0:
         return None
     return min(number / 100.0, 1.0)
 
 
-def _message_of(body: _StatusBody) -> str | None:
-    for candidate in (body.error, body.message):
+def _message_of(error: Any, message: Any) -> str | None:
+    for candidate in (error, message):
         if isinstance(candidate, str) and candidate:
             return candidate
     return None
+
+
+_StatusFields = tuple[str, Any, "str | None", "str | None", Any, Any, Mapping[str, Any]]
+
+
+def _status_fields(body: Mapping[str, Any], endpoint: str) -> _StatusFields:
+    """
+    status, progress, videoId, downloadUrl, error, message and raw of a status body.
+
+    The poll hot path: a dict whose typed fields have their usual types is
+    read directly; anything else goes through the cattrs model
+    (:class:`_StatusBody`), which raises the :class:`DecodeError`. Both give
+    the same values (tests/perf_guards check it over generated bodies).
+    """
+    if type(body) is dict:
+        status = body.get("status")
+        video_id = body.get("videoId")
+        download_url = body.get("downloadUrl")
+        if (
+            type(status) is str
+            and (video_id is None or type(video_id) is str)
+            and (download_url is None or type(download_url) is str)
+        ):
+            return (
+                status,
+                body.get("progress"),
+                video_id,
+                download_url,
+                body.get("error"),
+                body.get("message"),
+                body,
+            )
+    parsed = structure(_converter, body, _StatusBody, provider=PROVIDER, endpoint=endpoint)
+    return (
+        parsed.status,
+        parsed.progress,
+        parsed.video_id,
+        parsed.download_url,
+        parsed.error,
+        parsed.message,
+        parsed.raw,
+    )
 
 
 def map_status(
@@ -408,12 +461,14 @@ def map_status(
         >>> done.result.download_id
         'v9'
     """
-    parsed = structure(_converter, body, _StatusBody, provider=PROVIDER, endpoint=endpoint)
-    state = STATUS_MAP.get(parsed.status)
+    status, raw_progress, video_id, download_url, error, raw_message, raw = _status_fields(
+        body, endpoint
+    )
+    state = STATUS_MAP.get(status)
     known = state is not None
     if state is None:
         state = JobState.RUNNING
-    progress = parse_progress(parsed.progress)
+    progress = parse_progress(raw_progress)
     if state is JobState.SUCCEEDED:
         progress = 1.0
     result = None
@@ -422,21 +477,21 @@ def map_status(
             provider=PROVIDER,
             kind=kind,
             job_id=job_id,
-            url=parsed.download_url,
-            media_id=parsed.video_id,
-            raw=parsed.raw,
+            url=download_url,
+            media_id=video_id,
+            raw=raw,
         )
-    message = _message_of(parsed)
+    message = _message_of(error, raw_message)
     if state is JobState.FAILED and message is None:
-        message = parsed.status
+        message = status
     return JobStatus(
         state=state,
-        raw_status=parsed.status,
+        raw_status=status,
         progress=progress,
         message=message,
         result=result,
         known=known,
-        raw=parsed.raw,
+        raw=raw,
     )
 
 
