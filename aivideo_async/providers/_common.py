@@ -49,19 +49,11 @@ from cattrs.preconf.json import JsonConverter
 from cattrs.preconf.json import make_converter as _make_json_converter
 from cattrs.v import format_exception
 
-from .._config import (
-    DEFAULT_CREATE_TIMEOUTS,
-    DEFAULT_LIMITS,
-    DEFAULT_RETRY_POLICY,
-    DEFAULT_TIMEOUTS,
-    Limits,
-    RetryPolicy,
-    Timeouts,
-)
+from .._config import Limits, RetryPolicy, Timeouts
 from .._exceptions import APIStatusError, DecodeError, InvalidInput, MissingCredential
 from .._secret import Secret
 from .._session import HeaderKeyAuth, ResponseInfo, Session
-from .._types import Clock, RandomSource, Sleep, anyio_sleep, monotonic_clock, system_random
+from .._types import Clock, RandomSource, Sleep
 
 __all__ = [
     "WIRE_NAME",
@@ -532,9 +524,9 @@ class KeyHeaderClient:
         class Acme(KeyHeaderClient):
             provider: Final = "acme"
 
-            def __init__(self, api_key=None, *, base_url="https://acme.example"):
+            def __init__(self, api_key=None, *, base_url="https://acme.example", ...):
                 super().__init__(api_key, header="x-api-key", variable="ACME_API_KEY",
-                                 map_error=_wire.map_error, base_url=base_url)
+                                 map_error=_wire.map_error, base_url=base_url, ...)
     """
 
     @property
@@ -557,16 +549,17 @@ class KeyHeaderClient:
         variable: str,
         map_error: MapError,
         base_url: str,
-        session: aiohttp.ClientSession | None = None,
-        timeouts: Timeouts = DEFAULT_TIMEOUTS,
-        create_timeouts: Timeouts = DEFAULT_CREATE_TIMEOUTS,
-        limits: Limits = DEFAULT_LIMITS,
-        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
-        clock: Clock = monotonic_clock,
-        sleep: Sleep = anyio_sleep,
-        rng: RandomSource = system_random,
-        allow_insecure_http: bool = False,
+        session: aiohttp.ClientSession | None,
+        timeouts: Timeouts,
+        create_timeouts: Timeouts,
+        limits: Limits,
+        retry: RetryPolicy,
+        clock: Clock,
+        sleep: Sleep,
+        rng: RandomSource,
+        allow_insecure_http: bool,
     ) -> None:
+        # The defaults live in each client's signature (its public API).
         key = resolve_api_key(api_key, variable=variable)
         self._session = Session(
             provider=self.provider,
