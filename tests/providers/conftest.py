@@ -21,6 +21,13 @@ from aivideo_async.emulator import Emulator, EmulatorConfig, run_emulator
 # the emulator clock, so no test waits on real time.
 SLOW_JOBS = EmulatorConfig(seed=3, time_scale=100.0)
 
+# A valid 1x1 PNG: uploads and data URIs are checked against their real bytes.
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+    b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc````\x00\x00\x00\x05\x00\x01\xa5\xf6E@\x00\x00"
+    b"\x00\x00IEND\xaeB`\x82"
+)
+
 FAST_RETRY = RetryPolicy(attempts=3, base=0.01, cap=0.02, retry_after_cap=120.0)
 NO_RETRY = RetryPolicy(attempts=1)
 

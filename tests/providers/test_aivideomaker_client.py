@@ -35,6 +35,7 @@ from .conftest import (
     CREATE_TIMEOUTS,
     FAST_RETRY,
     NO_RETRY,
+    PNG,
     FakeSleep,
     assert_sent_once,
 )
@@ -43,11 +44,6 @@ pytestmark = pytest.mark.anyio
 
 KEY = "ak_test_key_91c2"
 URL = "https://example.com/first-frame.jpg"
-PNG = (
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
-    b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc````\x00\x00\x00\x05\x00\x01\xa5\xf6E@\x00\x00"
-    b"\x00\x00IEND\xaeB`\x82"
-)
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from .conftest import (
     CREATE_TIMEOUTS,
     FAST_RETRY,
     NO_RETRY,
+    PNG,
     FakeSleep,
     assert_sent_once,
 )
@@ -44,11 +45,6 @@ KEY = "mf-test-key-7f3a"
 VIDEO_AVATAR = "cmavatarstock0000000000001"
 PHOTO_AVATAR = "cmavatarstock0000000000002"
 VOICE = "cmvoicestock00000000000002"
-PNG = (
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
-    b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc````\x00\x00\x00\x05\x00\x01\xa5\xf6E@\x00\x00"
-    b"\x00\x00IEND\xaeB`\x82"
-)
 MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 64
 
 
