@@ -891,6 +891,11 @@ class Session:
             _check_header_value(f"headers[{name}]", value)
         self.provider = provider
         self.base_url = str(url).rstrip("/")
+        # The base as a URL and its path prefix: a request URL is the base with
+        # its path replaced (yarl's with_path), several times cheaper than
+        # parsing base_url + path again on every request.
+        self._base = URL(self.base_url, encoded=True)
+        self._base_path = self._base.raw_path.rstrip("/")
         self._auth = auth
         self._headers: dict[str, str] = {"User-Agent": _USER_AGENT, **(headers or {})}
         # What a JSON call without extra headers sends (before auth): the
@@ -1002,7 +1007,7 @@ class Session:
                 )
             filled = "".join(pieces)
         # encoded=True: yarl must not normalise '..' or re-split segments (RELIABILITY #38).
-        url = URL(self.base_url + filled, encoded=True)
+        url = self._base.with_path(self._base_path + filled, encoded=True)
         return url, f"{method} {url.raw_path}"
 
     # -- one attempt -------------------------------------------------------------

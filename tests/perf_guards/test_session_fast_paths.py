@@ -19,6 +19,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from hypothesis import given
+from hypothesis import strategies as st
+from yarl import URL
 
 from aivideo_async._config import Limits
 from aivideo_async._exceptions import DecodeError, InvalidInput, ResponseTooLarge
@@ -202,3 +205,26 @@ async def test_a_template_with_two_ids_is_filled_in_order(serve: Serve) -> None:
         resp = await session.request("GET", "/api/{a}/x/{b}", path_params={"b": "B2", "a": "A1"})
     assert resp.json() == {"path": "/api/A1/x/B2"}
     assert resp.endpoint == "GET /api/A1/x/B2"
+
+
+@given(
+    base=st.sampled_from(
+        [
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/",
+            "http://localhost/v1",
+            "http://[::1]:9/a/b/",
+        ]
+    ),
+    literal=st.text(alphabet="abc/-_.%~", max_size=12),
+    job_id=st.from_regex(r"[A-Za-z0-9_-]{1,20}", fullmatch=True),
+)
+def test_request_urls_equal_the_parsed_base_plus_path(base: str, literal: str, job_id: str) -> None:
+    """The base URL with its path replaced is the URL that parsing base + path gives."""
+    session = Session(provider="test", base_url=base)
+    path = f"/{literal}/{{id}}/status"
+    url, endpoint = session._build_url("GET", path, {"id": job_id}, absolute=False)
+    expected = URL(session.base_url + f"/{literal}/{job_id}/status", encoded=True)
+    assert url == expected
+    assert str(url) == str(expected)
+    assert endpoint == f"GET {expected.raw_path}"
