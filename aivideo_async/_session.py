@@ -915,6 +915,22 @@ class Session:
             capacity=retry.budget, retry_cost=retry.retry_cost, timeout_cost=retry.timeout_cost
         )
         self._state = _State.UNOPENED
+        # A 429 on a read pauses every read of this session (one provider host) until its
+        # Retry-After has passed, not just the request that got it (RELIABILITY #25).
+        self._paused_until = 0.0
+        self.host_pauses = 0
+        """How many times a 429 paused every read of this session."""
+
+    @property
+    def paused_for(self) -> float:
+        """
+        Seconds left of the pause a 429 put on this session's reads (0 when none).
+
+        Example:
+            >>> Session(provider="p", base_url="https://api.example").paused_for
+            0.0
+        """
+        return max(0.0, self._paused_until - self._clock())
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -1233,7 +1249,11 @@ class Session:
         started = self._clock()
         # Measured on the injected (monotonic) clock, like every delay (RELIABILITY #32).
         ends_at = None if deadline is None else started + deadline
+        gate = idempotent  # creates follow the orchestrator's own 429 rule (RELIABILITY #12)
         while True:
+            if gate:
+                await self._wait_for_host_pause(endpoint, ends_at)
+            gate = idempotent
             auth_headers: Mapping[str, str] = {}
             if authenticated and self._auth is not None:
                 auth_headers = await self._auth.headers()
@@ -1256,6 +1276,8 @@ class Session:
                 _log.debug("%s [%s]: credential refreshed; resending", endpoint, self.provider)
                 continue
             except AIVideoError as exc:
+                if idempotent and isinstance(exc, RateLimited) and exc.retry_after:
+                    self._pause_host(exc.retry_after)
                 delay = self._retry_delay(exc, notes, idempotent=idempotent, retries=retries)
                 if delay is None:
                     raise
@@ -1284,6 +1306,8 @@ class Session:
                         _reason(exc),
                     )
                     raise
+                if isinstance(exc, RateLimited) and idempotent:
+                    gate = False  # this call sleeps the hint itself, just below
                 retries += 1
                 _log.debug(
                     "%s [%s]: retry %d of %d in %.3f s (%.3f s elapsed) after %s",
@@ -1301,6 +1325,29 @@ class Session:
                 continue
             self.retry_budget.record_success()
             return result
+
+    def _pause_host(self, seconds: float) -> None:
+        until = self._clock() + min(seconds, self._retry.retry_after_cap)
+        if until > self._paused_until:
+            self._paused_until = until
+            self.host_pauses += 1
+            _log.debug("[%s]: 429: every read waits %.3f s", self.provider, seconds)
+
+    async def _wait_for_host_pause(self, endpoint: str, ends_at: float | None) -> None:
+        remaining = self._paused_until - self._clock()
+        if remaining <= 0:
+            return
+        if ends_at is not None and self._clock() + remaining >= ends_at:
+            raise RateLimited(
+                f"the provider asked every request to wait {remaining:.3f} s (an earlier 429); "
+                "that is past this call's deadline",
+                retry_after=remaining,
+                provider=self.provider,
+                status_code=None,
+                endpoint=endpoint,
+            )
+        _log.debug("%s [%s]: waiting %.3f s for a 429 pause", endpoint, self.provider, remaining)
+        await self._sleep(remaining)
 
     def _retry_delay(
         self, exc: AIVideoError, notes: _AttemptNotes, *, idempotent: bool, retries: int
