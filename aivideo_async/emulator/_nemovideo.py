@@ -302,6 +302,8 @@ class NemoVideo:
             ("GET", "/api/credits/balance/simple", "nemovideo.credits", self.credits),
             ("GET", "/api/state/nemo_agent/me/{sid}/latest", "nemovideo.state", self.get_state),
             ("POST", "/api/render/proxy/lambda", "nemovideo.render", self.render),
+            # The deprecated submit path of the initial skill (NV-INIT): the same body and job.
+            ("POST", "/api/render/proxy/draft", "nemovideo.render", self.render),
             ("GET", "/api/render/proxy/lambda/{id}", "nemovideo.render_status", self.render_status),
             (
                 "POST",

@@ -69,6 +69,7 @@ from ._wire import (
     CREATE_SESSION_PATH,
     CREDITS_PATH,
     DEFAULT_MAX_UPLOAD_BYTES,
+    LEGACY_RENDER_PATH,
     PROVIDER,
     RENDER_CANCEL_PATH,
     RENDER_DOWNLOAD_PATH,
@@ -764,9 +765,13 @@ class NemoVideo:
         output_format: str | None = "mp4",
         quality: str | None = "high",
         extra_output: Mapping[str, Any] | None = None,
+        legacy_path: bool = False,
     ) -> JobSpec:
         """
         A render submit as a :class:`~aivideo_async.JobSpec` (no IO).
+
+        ``legacy_path=True`` sends it to the deprecated ``POST /api/render/proxy/draft``
+        of the initial API (same body); the render is polled as any other.
 
         The render id is chosen here (``render_<uuid>``, in
         :attr:`~aivideo_async.JobSpec.client_job_id`) so that a submit whose
@@ -797,7 +802,7 @@ class NemoVideo:
             provider=PROVIDER,
             kind=RENDER_KIND,
             method="POST",
-            path=RENDER_PATH,
+            path=LEGACY_RENDER_PATH if legacy_path else RENDER_PATH,
             payload=payload,
             client_job_id=rid,
             meta={"session_id": session_id},
@@ -824,6 +829,18 @@ class NemoVideo:
                 render_id = await nemo.submit_render(sid, await nemo.state(sid))
         """
         spec = self.render_spec(session_id, draft, output_format=output_format, quality=quality)
+        return await self.create(spec)
+
+    async def submit_once(self, spec: JobSpec) -> str:
+        """
+        Send a render spec's submit exactly once (never retried); the same as :meth:`create`,
+        named like the other clients' convenience.
+
+        Example:
+            Plain block::
+
+                render_id = await nemo.submit_once(nemo.render_spec(sid, state))
+        """
         return await self.create(spec)
 
     async def create(self, spec: JobSpec) -> str:
