@@ -256,7 +256,7 @@ class Orchestrator:
             A journal given as an object is opened if needed and left open on
             exit (its owner closes it); one made from a path or ``None`` is
             closed on exit.
-        backends: the provider backends (more with :meth:`register` before entering).
+        backends: the provider backends (more with :meth:`register`, at any time).
         poll_policy: the default poll policy (a spec's own policy wins).
         provider_limits: poll budgets per provider name.
         max_in_flight: most polls in flight over all providers.
@@ -398,30 +398,35 @@ class Orchestrator:
 
     def register(self, backend: JobBackend) -> None:
         """
-        Add a provider backend; do it before ``async with`` (the scheduler is built then).
+        Add a provider backend, before or inside ``async with`` (any time
+        before the first submit to that provider). Registering the same
+        backend again does nothing.
 
         Raises:
-            InvalidInput: not a :class:`JobBackend`, a second backend for one
-                provider, or the orchestrator is already running.
+            InvalidInput: not a :class:`JobBackend`, or a second backend for
+                one provider.
 
         Example::
 
-            orch = Orchestrator()
-            orch.register(mira)
+            async with Orchestrator("jobs.sqlite") as orch:
+                orch.register(mira)
+                handle = await orch.submit(mira.image(prompt="a red fox"))
         """
         if not isinstance(backend, JobBackend):
             raise InvalidInput(field="backend", value=backend, expected="a JobBackend")
-        if self._scheduler is not None:
-            raise InvalidInput(
-                field="backend",
-                value=backend.provider,
-                expected="registration before `async with Orchestrator(...)`",
-            )
-        if backend.provider in self._backends and self._backends[backend.provider] is not backend:
+        current = self._backends.get(backend.provider)
+        if current is backend:
+            return
+        if current is not None:
             raise InvalidInput(
                 field="backend",
                 value=backend.provider,
                 expected="one backend per provider name",
+            )
+        if self._scheduler is not None:
+            # Running: the scheduler starts polling for this provider too.
+            self._scheduler.add_backend(
+                backend.provider, backend, self._provider_limits.get(backend.provider)
             )
         self._backends[backend.provider] = backend
 

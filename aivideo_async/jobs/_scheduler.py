@@ -455,6 +455,26 @@ class Scheduler:
         self._schedule(handle, max(now, created + self._delay(policy, 0)))
         return handle
 
+    def add_backend(
+        self, name: str, backend: JobBackend, limits: ProviderLimits | None = None
+    ) -> None:
+        """
+        Add a provider backend, before or while the scheduler runs.
+
+        Raises:
+            InvalidInput: ``name`` already has a backend.
+
+        Example::
+
+            scheduler.add_backend("miraflow", mira)
+        """
+        if name in self._providers:
+            raise InvalidInput(field="name", value=name, expected="a provider without a backend")
+        self._providers[name] = _Provider(
+            name, backend, limits or DEFAULT_PROVIDER_LIMITS, self._retry, self._clock()
+        )
+        self._jobs[name] = {}
+
     def pause_provider(self, provider: str, seconds: float, *, reason: str = "paused") -> None:
         """
         Pause every poll of ``provider`` for ``seconds`` (clamped to ``max_pause``).

@@ -237,12 +237,32 @@ async def test_bad_arguments(backend: FakeBackend, vt: FakeTime) -> None:
             await orch.submit(spec(1), key="x" * 256)
         with pytest.raises(InvalidInput, match=r"spec\.provider"):
             await orch.submit(spec(1, provider="nope"), key="k")
-        with pytest.raises(InvalidInput, match="before"):
-            orch.register(FakeBackend(backend.session.base_url, provider="other"))
+        with pytest.raises(InvalidInput, match="one backend per provider"):
+            orch.register(FakeBackend(backend.session.base_url))
     with pytest.raises(RuntimeError, match="not running"):
         await orch.submit(spec(1), key="k")
     with pytest.raises(InvalidInput, match="journal"):
         Orchestrator(journal=42)  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_a_backend_registered_inside_async_with_takes_submits(
+    fake: FakeProvider, backend: FakeBackend, vt: FakeTime
+) -> None:
+    """register() after entering: the new provider's job is created once and polled to its end."""
+    async with (
+        orchestrator(backend, vt) as orch,
+        FakeBackend(fake.base_url, provider="other") as other,
+    ):
+        with pytest.raises(InvalidInput, match="registered provider"):
+            await orch.submit(spec(1, provider="other"), key="early")
+        orch.register(other)
+        orch.register(other)  # the same backend again: nothing changes
+        handle = await orch.submit(spec(1, provider="other"), key="late")
+        result = await handle
+        assert (handle.provider, result.job_id) == ("other", handle.job_id)
+        assert orch.scheduler.stats()["providers"]["other"]["in_flight"] == 0
+    assert fake.creates == 1
 
 
 # ---------------------------------------------------------------------------
