@@ -27,6 +27,7 @@ __all__ = [
     "monotonic_clock",
     "anyio_sleep",
     "system_random",
+    "jitter_random",
 ]
 
 JSON: TypeAlias = Union[None, bool, int, float, str, Sequence["JSON"], Mapping[str, "JSON"]]  # noqa: UP007
@@ -86,4 +87,9 @@ async def anyio_sleep(seconds: float) -> None:
 
 
 system_random: Final[RandomSource] = random.SystemRandom()
-"""The production :class:`RandomSource`."""
+"""An OS-backed :class:`RandomSource`, for draws that must not be predictable."""
+
+jitter_random: Final[RandomSource] = random.Random()
+"""The default :class:`RandomSource` for backoff and poll jitter: a Mersenne Twister seeded from
+the OS. Jitter only has to spread clients apart, not be unpredictable, and ``SystemRandom`` reads
+the OS on every draw (one per poll)."""

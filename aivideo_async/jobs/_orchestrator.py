@@ -60,7 +60,7 @@ from .._exceptions import (
     TLSError,
 )
 from .._models import JobResult
-from .._types import Clock, RandomSource, Sleep, anyio_sleep, monotonic_clock, system_random
+from .._types import Clock, RandomSource, Sleep, anyio_sleep, jitter_random, monotonic_clock
 from ..providers._base import JobBackend, JobSpec
 from ._handle import JobHandle
 from ._journal import (
@@ -312,7 +312,7 @@ class Orchestrator:
         clock: Clock = monotonic_clock,
         wall_clock: Callable[[], float] = time.time,
         sleep: Sleep = anyio_sleep,
-        rng: RandomSource = system_random,
+        rng: RandomSource = jitter_random,
         scheduler_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._owns_journal = not isinstance(journal, Journal)

@@ -40,7 +40,6 @@ import contextlib
 import heapq
 import logging
 import math
-import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
@@ -65,18 +64,12 @@ from .._exceptions import (
     TotalTimeout,
 )
 from .._models import JobResult, JobState, JobStatus
-from .._types import Clock, RandomSource, Sleep, anyio_sleep, monotonic_clock
+from .._types import Clock, RandomSource, Sleep, anyio_sleep, jitter_random, monotonic_clock
 from ..providers._base import JobBackend
 from ._handle import JobHandle, JobUpdate, _Phase
 
 __all__ = ["ProviderLimits", "Scheduler"]
 
-_JITTER_RNG: Final[RandomSource] = random.Random()
-"""The default randomness of poll jitter: a Mersenne Twister seeded from the OS.
-
-Jitter only has to spread clients apart, not be unpredictable, and
-``SystemRandom`` reads the OS for every draw (one per poll).
-"""
 
 logger = logging.getLogger("aivideo_async.jobs")
 
@@ -274,7 +267,7 @@ class Scheduler:
         auth_pause: float = 60.0,
         clock: Clock = monotonic_clock,
         sleep: Sleep = anyio_sleep,
-        rng: RandomSource = _JITTER_RNG,
+        rng: RandomSource = jitter_random,
     ) -> None:
         if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int):
             raise InvalidInput(field="max_in_flight", value=max_in_flight, expected="an int >= 1")
