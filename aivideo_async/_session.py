@@ -30,6 +30,7 @@ the retry schedule never wait.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import enum
 import functools
 import hashlib
@@ -42,7 +43,7 @@ import pathlib
 import re
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
-from types import SimpleNamespace, TracebackType
+from types import TracebackType
 from typing import Any, BinaryIO, Final, Protocol, Self, TypeVar, runtime_checkable
 from urllib.parse import quote
 
@@ -50,6 +51,9 @@ import aiohttp
 import anyio
 import anyio.to_thread
 import attrs
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.connector import Connection
+from aiohttp.tracing import Trace
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -119,6 +123,7 @@ _CHUNK: Final = 64 * 1024
 _USER_AGENT: Final = f"aivideo_async/{__version__}"
 _URL_QUERY = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s?#'\"<>]*)\?[^\s'\"<>]*")
 _REDACTED: Final = "<redacted>"
+_NO_HEADERS: Final[Mapping[str, str]] = {}
 
 
 # ---------------------------------------------------------------------------
@@ -157,17 +162,26 @@ def validate_path_id(name: str, value: object) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _path_template(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _path_template(path: str) -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]:
     """
-    ``path`` split into its literal pieces and its ``{placeholder}`` names
-    (one more literal than names), parsed once per template.
+    ``path`` checked, then split into its literal pieces, its ``{placeholder}``
+    names (one more literal than names) and the set of those names; done once
+    per template.
+
+    Raises:
+        InvalidInput: ``path`` does not start with ``/`` or has ``?`` or ``#``.
 
     Example:
         >>> _path_template("/api/video/{id}/status")
-        (('/api/video/', '/status'), ('id',))
+        (('/api/video/', '/status'), ('id',), frozenset({'id'}))
     """
+    if not path.startswith("/") or "?" in path or "#" in path:
+        raise InvalidInput(
+            field="path", value=path, expected="a path starting with '/' without '?' or '#'"
+        )
     parts = _PLACEHOLDER.split(path)
-    return tuple(parts[0::2]), tuple(parts[1::2])
+    names = tuple(parts[1::2])
+    return tuple(parts[0::2]), names, frozenset(names)
 
 
 def redact_url(url: str | URL) -> str:
@@ -258,6 +272,19 @@ def _check_header_value(field: str, value: str) -> None:
         raise InvalidInput(field=field, value=_REDACTED, expected="no CR, LF or NUL characters")
 
 
+class _Headers(dict[str, str]):
+    """
+    Request headers that may hold a credential: a ``dict`` whose repr shows
+    the names only, so a traceback printed with its locals (pytest ``-l``,
+    rich's ``show_locals``) does not show the key (RELIABILITY #39).
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<headers {sorted(self)!r}, values hidden>"
+
+
 class HeaderKeyAuth:
     """
     A static API key sent in a named header (``x-api-key``, ``key``).
@@ -288,7 +315,12 @@ class HeaderKeyAuth:
 
     async def headers(self) -> Mapping[str, str]:
         """Return ``{header: key}``."""
-        return {self._header: self._key.get_secret_value()}
+        return self._static_headers()
+
+    def _static_headers(self) -> _Headers:
+        # The session merges these once (the key never changes), instead of
+        # awaiting headers() on every request.
+        return _Headers({self._header: self._key.get_secret_value()})
 
     async def refresh(self, failed: Mapping[str, str]) -> bool:
         """A static key cannot be refreshed: return ``False``."""
@@ -445,11 +477,22 @@ class Response:
 
 
 def _decode_json(body: bytes, *, endpoint: str, status: int, provider: str | None) -> JSON:
-    if not body.strip():
-        return None
     try:
-        value: JSON = _jsonlib.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # What json.loads(body) does, with one decoder made once (loads() builds
+        # a decoder and its scanner on every call when given parse_constant),
+        # and the scanner called directly for the usual body: UTF-8, an object
+        # or array from the first byte to the last.
+        if body[:1] in _JSON_OPENERS and body[1:2] != b"\x00":
+            text = body.decode("utf-8", "surrogatepass")
+            value: JSON
+            value, end = _JSON_SCAN(text, 0)
+            if end == len(text):
+                return value
+        text = body.decode(_jsonlib.detect_encoding(body), "surrogatepass")
+        value = _JSON_DECODER.decode(text)
+    except (ValueError, UnicodeDecodeError, StopIteration) as exc:
+        if not body.strip():
+            return None
         raise DecodeError(
             f"response body is not valid JSON ({type(exc).__name__})",
             path="$",
@@ -465,6 +508,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_JSON_DECODER: Final = _jsonlib.JSONDecoder(parse_constant=_reject_constant)
+# The decoder's C scanner (typeshed leaves the attribute out): (value, end) of
+# the JSON value at an index; StopIteration when there is none.
+_JSON_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _JSON_DECODER.scan_once  # type: ignore[attr-defined]
+_JSON_OPENERS: Final = (b"{", b"[")
+
+
+@functools.lru_cache(maxsize=64)
 def _is_json_type(content_type: str | None) -> bool:
     if content_type is None:
         return True  # absent: accepted if the body decodes
@@ -602,44 +653,61 @@ class StreamResponse:
 
 
 class _Phase:
-    """How far one attempt got, filled in by the aiohttp trace hooks (owned sessions)."""
+    """
+    How far one attempt got, filled in by :class:`_PhaseConnector` (owned sessions).
+
+    ``sent`` is set once the connector hands out a connection: from then on
+    the request may reach the server. That is conservative by a hair (a
+    failure between getting the connection and writing the first byte is
+    reported as "maybe sent"), never the other way round.
+    """
 
     __slots__ = ("queued", "sent", "tracked")
 
     def __init__(self) -> None:
-        self.tracked = False  # a trace hook ran: the negative facts below are reliable
+        self.tracked = False  # the connector saw the attempt: the negative facts below are reliable
         self.queued = False  # waiting for a free pooled connection
-        self.sent = False  # request headers handed to the transport
+        self.sent = False  # a connection was handed out: the request may be on the wire
 
 
-async def _on_request_start(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: object) -> None:
-    if isinstance(phase := ctx.trace_request_ctx, _Phase):
+_CURRENT_PHASE: contextvars.ContextVar[_Phase | None] = contextvars.ContextVar(
+    "aivideo_async_phase", default=None
+)
+"""The attempt the running task is making (set around ``ClientSession.request``)."""
+
+
+class _PhaseConnector(aiohttp.TCPConnector):
+    """
+    A :class:`aiohttp.TCPConnector` that records, for the attempt in
+    :data:`_CURRENT_PHASE`, whether it is waiting for the pool, connecting, or
+    holding a connection (RELIABILITY #8).
+
+    This replaces aiohttp trace hooks: any ``TraceConfig`` makes aiohttp send a
+    dozen signals per request (each chunk received included), which cost more
+    than a fifth of a bare GET; this costs one context-variable read per
+    request.
+    """
+
+    async def connect(
+        self, req: aiohttp.ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> Connection:
+        phase = _CURRENT_PHASE.get()
+        if phase is None:
+            return await super().connect(req, traces, timeout)
         phase.tracked = True
-
-
-async def _on_queued_start(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: object) -> None:
-    if isinstance(phase := ctx.trace_request_ctx, _Phase):
-        phase.queued = True
-
-
-async def _on_queued_end(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: object) -> None:
-    if isinstance(phase := ctx.trace_request_ctx, _Phase):
+        phase.queued = True  # until a pooled connection is free or a new one is being made
+        conn = await super().connect(req, traces, timeout)
         phase.queued = False
-
-
-async def _on_headers_sent(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: object) -> None:
-    if isinstance(phase := ctx.trace_request_ctx, _Phase):
         phase.sent = True
+        return conn
 
-
-def _trace_config() -> aiohttp.TraceConfig:
-    config = aiohttp.TraceConfig()
-    config.on_request_start.append(_on_request_start)
-    config.on_connection_queued_start.append(_on_queued_start)
-    config.on_connection_queued_end.append(_on_queued_end)
-    config.on_request_headers_sent.append(_on_headers_sent)
-    config.on_request_chunk_sent.append(_on_headers_sent)
-    return config
+    async def _create_connection(
+        self, req: aiohttp.ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> ResponseHandler:
+        phase = _CURRENT_PHASE.get()
+        if phase is not None:
+            phase.queued = False  # a slot was free: connecting, not waiting
+        return await super()._create_connection(req, traces, timeout)
 
 
 def _strip_queries(text: str) -> str:
@@ -672,7 +740,7 @@ def _classify(exc: BaseException, phase: _Phase) -> type[AIVideoError]:
         return TLSError
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         # aiohttp's ``connect`` timeout covers the pool wait and the TCP connect;
-        # the trace hooks tell them apart (RELIABILITY #8).
+        # the connector tells them apart (RELIABILITY #8).
         return PoolTimeout if phase.queued else ConnectError
     if isinstance(exc, aiohttp.ClientConnectorError):
         return ConnectError
@@ -901,6 +969,13 @@ class Session:
         # What a JSON call without extra headers sends (before auth): the
         # per-request merge of the common case, done once.
         self._json_headers: dict[str, str] = {**self._headers, "Accept": "application/json"}
+        # A static key (HeaderKeyAuth) is merged into those once as well.
+        self._static_auth: _Headers | None = None
+        self._authed_headers = self._authed_json_headers = _Headers()
+        if isinstance(auth, HeaderKeyAuth):
+            self._static_auth = auth._static_headers()
+            self._authed_headers = _Headers({**self._headers, **self._static_auth})
+            self._authed_json_headers = _Headers({**self._json_headers, **self._static_auth})
         self._timeouts = timeouts
         self._limits = limits
         self._retry = retry
@@ -959,12 +1034,11 @@ class Session:
         if self._state is _State.CLOSED:
             raise RuntimeError(f"Session for {self.provider} is closed")
         if self._client is None:
-            connector = aiohttp.TCPConnector(
+            connector = _PhaseConnector(
                 limit=self._limits.connections, limit_per_host=self._limits.per_host
             )
             self._client = aiohttp.ClientSession(
                 connector=connector,
-                trace_configs=[_trace_config()],
                 # Cookies from one host must never ride along to a signed-URL host.
                 cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=_client_timeout(self._timeouts),
@@ -996,12 +1070,8 @@ class Session:
                     field="path_params", value=sorted(path_params), expected="none with a full URL"
                 )
             return url, f"{method} {redact_url(url)}"
-        if not path.startswith("/") or any(c in path for c in "?#"):
-            raise InvalidInput(
-                field="path", value=path, expected="a path starting with '/' without '?' or '#'"
-            )
+        literals, names, name_set = _path_template(path)
         params = path_params or {}
-        literals, names = _path_template(path)
         filled = path
         if names or params:
             pieces = [literals[0]]
@@ -1015,16 +1085,18 @@ class Session:
                 else:
                     pieces.append(validate_path_id(name, value))  # raises, naming the field
                 pieces.append(literal)
-            if extra := set(params) - set(names):
+            # Every name was found above, so a size difference means extra names.
+            if len(params) != len(name_set) and (extra := set(params) - name_set):
                 raise InvalidInput(
                     field="path_params",
                     value=sorted(extra),
                     expected=f"only names used in {path!r}",
                 )
             filled = "".join(pieces)
-        # encoded=True: yarl must not normalise '..' or re-split segments (RELIABILITY #38).
-        url = self._base.with_path(self._base_path + filled, encoded=True)
-        return url, f"{method} {url.raw_path}"
+        # encoded=True: yarl must not normalise '..' or re-split segments (RELIABILITY #38);
+        # so the URL's raw path is exactly this string.
+        raw_path = self._base_path + filled
+        return self._base.with_path(raw_path, encoded=True), f"{method} {raw_path}"
 
     # -- one attempt -------------------------------------------------------------
 
@@ -1041,6 +1113,7 @@ class Session:
     ) -> aiohttp.ClientResponse:
         client = self._ensure_client()
         phase = _Phase()
+        token = _CURRENT_PHASE.set(phase)
         # The boundary of map_aiohttp_errors, as a plain ``except``: no context
         # manager per request on the poll hot path.
         try:
@@ -1052,12 +1125,13 @@ class Session:
                 headers=headers,
                 allow_redirects=False,  # never forward credentials (RELIABILITY #21)
                 timeout=_client_timeout(timeouts),
-                trace_request_ctx=phase,
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(
                 exc, provider=self.provider, endpoint=endpoint, phase=phase, timeouts=timeouts
             ) from _scrub(exc)
+        finally:
+            _CURRENT_PHASE.reset(token)
 
     async def _read_capped(
         self, resp: aiohttp.ClientResponse, endpoint: str, cap: int, timeouts: Timeouts
@@ -1130,11 +1204,13 @@ class Session:
                 )
             except DecodeError as exc:
                 decode_error = exc
-        retry_after = parse_retry_after(
-            headers.get("Retry-After"),
-            date_header=headers.get("Date"),
-            cap=float("inf"),  # clamp later: an over-cap hint must be seen (RELIABILITY #13)
-        )
+        retry_after = None
+        if (hint := headers.get("Retry-After")) is not None:
+            retry_after = parse_retry_after(
+                hint,
+                date_header=headers.get("Date"),
+                cap=float("inf"),  # clamp later: an over-cap hint must be seen (RELIABILITY #13)
+            )
         info = ResponseInfo(
             provider=self.provider,
             endpoint=endpoint,
@@ -1201,7 +1277,13 @@ class Session:
         try:
             if 300 <= resp.status < 400:
                 raise self._redirect_error(resp, endpoint)
-            data = await self._read_capped(resp, endpoint, cap, timeouts)
+            content = resp.content
+            if content.is_eof() and content.exception() is None and content.total_bytes <= cap:
+                # The whole body has already arrived (every small answer): take it
+                # without a read coroutine.
+                data = content.read_nowait()
+            else:
+                data = await self._read_capped(resp, endpoint, cap, timeouts)
         except BaseException:
             resp.close()
             raise
@@ -1251,12 +1333,12 @@ class Session:
         ends_at = None if deadline is None else started + deadline
         gate = idempotent  # creates follow the orchestrator's own 429 rule (RELIABILITY #12)
         while True:
-            if gate:
+            if gate and self._paused_until:  # (0.0 until a 429 paused this session)
                 await self._wait_for_host_pause(endpoint, ends_at)
             gate = idempotent
-            auth_headers: Mapping[str, str] = {}
+            auth_headers: Mapping[str, str] = _NO_HEADERS
             if authenticated and self._auth is not None:
-                auth_headers = await self._auth.headers()
+                auth_headers = self._static_auth or await self._auth.headers()
             notes = _AttemptNotes(None if ends_at is None else ends_at - self._clock())
             try:
                 result = await attempt_fn(auth_headers, notes)
@@ -1388,9 +1470,16 @@ class Session:
         absolute: bool,
         base: Mapping[str, str] | None = None,
     ) -> dict[str, str]:
+        if not extra and base is not None:
+            # The common call: the merge was done once (aiohttp copies what it is given).
+            if auth_headers is self._static_auth:
+                json_base = base is self._json_headers
+                return self._authed_json_headers if json_base else self._authed_headers
+            if not auth_headers:
+                return dict(base)
         if base is None:
             base = {"User-Agent": _USER_AGENT} if absolute else self._headers
-        merged = dict(base)
+        merged = _Headers(base)
         for name, value in (extra or {}).items():
             _check_header_value(f"headers[{name}]", value)
             merged[name] = value
@@ -1488,15 +1577,17 @@ class Session:
         per_call = timeouts or self._timeouts
         cap = max_bytes if max_bytes is not None else self._limits.max_response_bytes
 
-        async def attempt(auth_headers: Mapping[str, str], notes: _AttemptNotes) -> Response:
-            return await self._json_attempt(
+        # A plain function returning the attempt's coroutine: one coroutine frame
+        # fewer on every resumption of a call that is mostly waiting.
+        def attempt(auth_headers: Mapping[str, str], notes: _AttemptNotes) -> Awaitable[Response]:
+            return self._json_attempt(
                 method,
                 url,
                 endpoint,
                 params=params,
                 body=body,
                 headers=self._request_headers(auth_headers, extra, absolute=absolute, base=base),
-                timeouts=notes.clamp(per_call),
+                timeouts=per_call if notes.remaining is None else notes.clamp(per_call),
                 expect_json=expect_json,
                 cap=cap,
                 notes=notes,

@@ -55,7 +55,7 @@ import psutil
 
 from aivideo_async._config import DEFAULT_POLL_POLICY, DEFAULT_TIMEOUTS, Limits, PollPolicy
 from aivideo_async._models import JobState, JobStatus
-from aivideo_async._session import _client_timeout, _Phase, _trace_config
+from aivideo_async._session import _CURRENT_PHASE, _client_timeout, _Phase, _PhaseConnector
 from aivideo_async.jobs._handle import JobHandle
 from aivideo_async.jobs._scheduler import ProviderLimits, Scheduler
 from aivideo_async.providers._base import JobBackend, JobSpec
@@ -269,8 +269,8 @@ async def cpu_bare(
 ) -> float:
     """
     The bare loop; with ``session_settings``, the aiohttp settings our session
-    uses (trace hooks, per-request timeouts, no redirects, no cookies) and
-    nothing else of it.
+    uses (the connector that tells "not sent" from "maybe sent", per-request
+    timeouts, no redirects, no cookies) and nothing else of it.
     """
     headers = {"x-api-key": key}
     done = limit = 0
@@ -281,7 +281,7 @@ async def cpu_bare(
         options = {"timeout": timeout, "allow_redirects": False}
         client_options = {
             "timeout": timeout,
-            "trace_configs": [_trace_config()],
+            "connector": _PhaseConnector(),
             "cookie_jar": aiohttp.DummyCookieJar(),
         }
     async with aiohttp.ClientSession(**client_options) as session:
@@ -292,10 +292,11 @@ async def cpu_bare(
             while done < limit:
                 done += 1
                 url = f"{base}/api/video/{ids[i % len(ids)]}/status"
-                if session_settings:
-                    options["trace_request_ctx"] = _Phase()
+                token = _CURRENT_PHASE.set(_Phase()) if session_settings else None
                 async with session.get(url, headers=headers, **options) as resp:
                     await resp.read()
+                if token is not None:
+                    _CURRENT_PHASE.reset(token)
                 i += CONCURRENCY
 
         # Warm up with all workers, so that every variant measures a pool of
@@ -337,14 +338,14 @@ async def cpu_scheduler(backend: JobBackend, ids: list[str], total: int) -> floa
         provider_limits=limits,
         max_in_flight=CONCURRENCY,
     ) as scheduler:
-        for job_id in ids[:4]:
+        for job_id in ids:
             scheduler.track(provider=backend.provider, kind="video", job_id=job_id, key=job_id)
-        while scheduler.stats()["polls"] < 40:  # noqa: ASYNC110 - warm the pool
-            await asyncio.sleep(0.01)
+        # Warm up as cpu_loop does: every worker busy, so the 32 connections are
+        # open before the measurement (none is opened inside it).
+        while scheduler.stats()["polls"] < WARMUP:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
         start_polls = scheduler.stats()["polls"]
         start = cpu()
-        for job_id in ids[4:]:
-            scheduler.track(provider=backend.provider, kind="video", job_id=job_id, key=job_id)
         while scheduler.stats()["polls"] - start_polls < total:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         used = cpu() - start

@@ -26,7 +26,7 @@ from yarl import URL
 from aivideo_async._config import Limits
 from aivideo_async._exceptions import DecodeError, InvalidInput, ResponseTooLarge
 from aivideo_async._secret import Secret
-from aivideo_async._session import HeaderKeyAuth, ResponseInfo, Session
+from aivideo_async._session import HeaderKeyAuth, ResponseInfo, Session, _decode_json
 
 pytestmark = pytest.mark.anyio
 
@@ -228,3 +228,80 @@ def test_request_urls_equal_the_parsed_base_plus_path(base: str, literal: str, j
     assert url == expected
     assert str(url) == str(expected)
     assert endpoint == f"GET {expected.raw_path}"
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+
+
+@given(
+    value=_json_values,
+    before=st.sampled_from(["", " ", "\n", "\t "]),
+    after=st.sampled_from(["", " ", "\n", "\r\n"]),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32"]),
+    ensure_ascii=st.booleans(),
+)
+def test_json_decode_equals_json_loads(
+    value: object, before: str, after: str, encoding: str, ensure_ascii: bool
+) -> None:
+    """The scanner fast path decodes exactly what ``json.loads`` decodes, in every encoding."""
+    body = (before + json.dumps(value, ensure_ascii=ensure_ascii) + after).encode(encoding)
+    assert _decode_json(body, endpoint="GET /x", status=200, provider="p") == json.loads(body)
+
+
+@given(
+    body=st.sampled_from(
+        [
+            b'{"a": 1} x',  # extra data after the value
+            b'{"a": 1}{"b": 2}',
+            b'{"a": NaN}',  # not JSON (json.loads would accept it)
+            b"[Infinity]",
+            b'{"a": -Infinity}',
+            b'{"a": 1',
+            b"[1, 2,]",
+            b"\xff\xfe\x00",
+            b'{"a": "\xff"}',
+        ]
+    )
+)
+def test_json_decode_refuses_what_is_not_json(body: bytes) -> None:
+    with pytest.raises(DecodeError) as caught:
+        _decode_json(body, endpoint="GET /x", status=200, provider="p")
+    assert caught.value.path == "$"
+    assert caught.value.body_digest == hashlib.sha256(body).hexdigest()
+
+
+@pytest.mark.parametrize("body", [b"", b"  ", b"\r\n"])
+def test_a_blank_body_decodes_to_none(body: bytes) -> None:
+    assert _decode_json(body, endpoint="GET /x", status=200, provider="p") is None
+
+
+async def test_the_merged_key_headers_hide_their_values(serve: Serve) -> None:
+    """
+    The headers merged once with a static key are sent on every call, and any
+    frame of ours that holds them shows names only (a traceback printed with
+    its locals does not show the key; RELIABILITY #39).
+    """
+    seen: list[dict[str, str]] = []
+    base = await serve(_app(seen))
+    async with _session(base) as session:
+        for _ in range(3):
+            await session.request("GET", "/api/video/{id}/status", path_params={"id": "j1"})
+        with pytest.raises(DecodeError) as caught:
+            await session.request("GET", "/bad")
+    assert [s["x-api-key"] for s in seen] == ["k-123"] * 3
+    shown: list[str] = []
+    tb = caught.value.__traceback__
+    while tb is not None:
+        if "aivideo_async" in tb.tb_frame.f_code.co_filename:
+            shown.extend(repr(v) for v in tb.tb_frame.f_locals.values())
+        tb = tb.tb_next
+    assert any("x-api-key" in text for text in shown)  # the headers were in a frame...
+    assert not any("k-123" in text for text in shown)  # ...but not their value

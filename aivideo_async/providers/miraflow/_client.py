@@ -450,7 +450,11 @@ class Miraflow(KeyHeaderClient):
         if kind != "video":
             raise InvalidInput(field="kind", value=kind, expected="'video', 'image' or 'job'")
         try:
-            status = await self.video_status(job_id)
+            # (video_status inlined: this is the poll hot path)
+            resp = await self._session.request(
+                "GET", "/api/video/{id}/status", path_params={"id": job_id}
+            )
+            status = _wire.parse_video_status(resp.json(), job_id=job_id)
         except NotFound as not_found:
             try:
                 meta = await self.get_video(job_id)
