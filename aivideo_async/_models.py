@@ -36,10 +36,8 @@ class JobState(enum.Enum):
     @property
     def is_terminal(self) -> bool:
         """``True`` for ``SUCCEEDED``, ``FAILED`` and ``CANCELED``."""
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED})
+        # Identity tests: Enum.__hash__ is Python code, and this runs on every poll.
+        return self is JobState.SUCCEEDED or self is JobState.FAILED or self is JobState.CANCELED
 
 
 @attrs.frozen(kw_only=True)

@@ -977,6 +977,7 @@ class Session:
             self._authed_headers = _Headers({**self._headers, **self._static_auth})
             self._authed_json_headers = _Headers({**self._json_headers, **self._static_auth})
         self._timeouts = timeouts
+        self._default_client_timeout = _client_timeout(timeouts)
         self._limits = limits
         self._retry = retry
         self._client: aiohttp.ClientSession | None = session
@@ -1124,7 +1125,11 @@ class Session:
                 data=body,
                 headers=headers,
                 allow_redirects=False,  # never forward credentials (RELIABILITY #21)
-                timeout=_client_timeout(timeouts),
+                timeout=(
+                    self._default_client_timeout
+                    if timeouts is self._timeouts
+                    else _client_timeout(timeouts)
+                ),
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(
@@ -1405,7 +1410,9 @@ class Session:
                 if ends_at is not None and self._clock() >= ends_at:
                     raise  # the sleep overran (a real clock): no time left to try
                 continue
-            self.retry_budget.record_success()
+            budget = self.retry_budget
+            if budget.tokens < budget.capacity:
+                budget.record_success()
             return result
 
     def _pause_host(self, seconds: float) -> None:

@@ -881,7 +881,7 @@ def parse_video_metadata(body: object) -> VideoMetadata:
 
 
 def _status(body: object, *, kind: str, job_id: str, endpoint: str) -> JobStatus:
-    if not isinstance(body, Mapping):
+    if type(body) is not dict and not isinstance(body, Mapping):
         raise DecodeError(
             f"expected a JSON object, got {type(body).__name__}",
             path="$",
@@ -972,7 +972,11 @@ _CREDITS = re.compile(r"insufficient\s+credit|not\s+enough\s+credit|out\s+of\s+c
 
 def _failure_message(body: object) -> str | None:
     """The message of a failure envelope ``{"result": "failure", "error": ...}``, else None."""
-    if not isinstance(body, Mapping) or body.get("result") != "failure":
+    # (type() first: an isinstance test against the Mapping ABC is slow, and
+    # this runs on every answer)
+    if (type(body) is not dict and not isinstance(body, Mapping)) or body.get(
+        "result"
+    ) != "failure":
         return None
     for key in ("error", "message"):
         value = body.get(key)
