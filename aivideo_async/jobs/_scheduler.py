@@ -87,6 +87,7 @@ _MIN_RATE_FACTOR: Final = 1 / 16  # AIMD floor: a 429 storm slows a provider to 
 _RATE_RECOVERY: Final = 0.02  # additive increase of the rate factor per good poll
 _BATCH_MIN_RATIO: Final = 0.3  # below this hit ratio a list call is only a probe
 _BATCH_PROBE_EVERY: Final = 16  # ... tried once per this many chances
+_PROBE_BATCH: Final = 8  # ... asking about at most this many due jobs (the rest go singly)
 _EARLY: Final = 0.001  # real time only: polls due this soon are sent in the same wake-up
 _ONE_TOKEN: Final = 1.0 - 1e-9  # float refills may land a hair under a whole token
 _FLOOR_FRACTION: Final = 0.1  # shortest delay between polls, as a fraction of policy.initial
@@ -785,7 +786,13 @@ class Scheduler:
     def _take(
         self, prov: _Provider, kind: str, queue: deque[JobHandle], now: float
     ) -> tuple[list[JobHandle], bool]:
-        limit = prov.limits.batch_max if self._batching(prov, kind) else 1
+        limit = 1
+        if self._batching(prov, kind):
+            limit = prov.limits.batch_max
+            if prov.batch_ratio.get(kind, 1.0) < _BATCH_MIN_RATIO:
+                # A probe of a list that has answered for few: a small sample
+                # tells as much, and every job it misses is requeued.
+                limit = min(limit, _PROBE_BATCH)
         batch: list[JobHandle] = []
         single = False
         while queue and len(batch) < limit:
@@ -837,7 +844,7 @@ class Scheduler:
         (up to ``batch_max``) are refreshed now and rescheduled from here.
         """
         room = prov.limits.batch_max - taken
-        if room <= 0 or not self._batching_now(prov, kind, taken):
+        if room <= 0 or not self._batching_now(prov, kind):
             return []
         candidates = [
             h
@@ -852,10 +859,11 @@ class Scheduler:
             handle._s_phase = _Phase.IN_FLIGHT
         return extras
 
-    def _batching_now(self, prov: _Provider, kind: str, taken: int) -> bool:
-        return kind not in prov.no_batch and (
-            taken > 1 or prov.batch_ratio.get(kind, 1.0) >= _BATCH_MIN_RATIO
-        )
+    @staticmethod
+    def _batching_now(prov: _Provider, kind: str) -> bool:
+        # Not-yet-due jobs ride along only on a list that answers for many: on a
+        # probe they would mostly come back unanswered.
+        return kind not in prov.no_batch and prov.batch_ratio.get(kind, 1.0) >= _BATCH_MIN_RATIO
 
     def _restore(self, prov: _Provider, extras: list[tuple[JobHandle, float]]) -> None:
         """Put piggybacked jobs the list did not answer for back where they were."""

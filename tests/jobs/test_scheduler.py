@@ -587,6 +587,30 @@ async def test_a_list_that_rarely_answers_is_only_probed() -> None:
         assert all(h.handle_status is JobHandle.Status.SUCCEEDED for h in handles)
 
 
+async def test_a_probe_of_a_rarely_answering_list_asks_about_few_jobs() -> None:
+    """
+    Once a list has answered for few, a probe asks about at most 8 due jobs and
+    takes no job along that is not due: every job it misses is polled again
+    singly, so a big probe would only cost more.
+    """
+    time = FakeTime()
+    backend = FakeBackend(time, many=True, list_finished_only=True)
+    for i in range(60):
+        backend.add(f"j{i}", state=JobState.RUNNING, raw_status="working")
+    async with running(backend, time=time) as scheduler:
+        for i in range(60):
+            scheduler.track(provider="fake", kind="video", job_id=f"j{i}", key=f"k{i}")
+        await time.advance(300.0)
+        lists = [ids for _, name, ids in backend.calls if name == "many"]
+        # Its hit ratio (an EWMA from 1.0, x0.7 per empty answer) drops below 0.3
+        # after four empty answers; until then every job rides along.
+        assert [len(ids) for ids in lists[:4]] == [60] * 4
+        probes = lists[4:]
+        assert probes
+        assert all(1 <= len(ids) <= 8 for ids in probes)
+    assert scheduler.stats()["coalesced_jobs"] == sum(len(ids) for ids in lists)
+
+
 async def test_429s_halve_the_poll_rate_and_good_polls_restore_it() -> None:
     """
     RELIABILITY #25: each 429 halves the provider's poll rate (AIMD, down to 1/16),
