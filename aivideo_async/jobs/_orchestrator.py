@@ -536,6 +536,11 @@ class Orchestrator:
                 value=spec.provider,
                 expected=f"a registered provider, one of {sorted(self._backends)}",
             )
+        bind_key = getattr(backend, "bind_key", None)
+        if bind_key is not None:
+            # The backend ties what it sends to the key (Miraflow's match tag),
+            # before anything is journaled.
+            spec = bind_key(spec, key)
         planned = JournalEntry.planned(
             spec,
             key=key,

@@ -71,6 +71,12 @@ class JobBackend(Protocol):
     session layer's (``RequestNotSent`` means provably not sent; anything else
     after the first byte is ambiguous). ``poll`` is idempotent and may retry.
 
+    A backend may also define ``bind_key(spec, key) -> JobSpec`` (optional, so
+    not part of this protocol's check): the orchestrator calls it with the
+    journal key before journaling, so a backend can tie what it sends to the
+    key (Miraflow derives the match tag in a video's name from it). It must
+    be pure and deterministic: the same spec and key give the same spec.
+
     Example:
         >>> import aivideo_async as av
         >>> class Fake:

@@ -266,3 +266,42 @@ async def test_429_on_create_then_attempt_two(
     stats = emu.stats()
     assert stats["requests_by_endpoint"][f"{provider}.create"] == 4
     assert creates(emu, provider) == 1
+
+
+@pytest.mark.anyio
+async def test_identical_miraflow_videos_are_told_apart_by_their_keys(
+    emu: Emulator, clients: Clients
+) -> None:
+    """
+    Two identical video requests under two keys, the key given to ``submit``
+    only: each name carries its own key's tag (``bind_key``), so the first
+    one's lost create is found again as its own video, not its twin's.
+    """
+    mira, _ = clients
+    emu.set_faults([FaultRule(endpoint="miraflow.create", kind="drop_after_commit", schedule=[1])])
+
+    def same() -> JobSpec:
+        return mira.video(avatar_id=AVATAR, name="teaser", text="Hello twins")
+
+    async with Orchestrator(backends=backends(clients), poll_policy=POLL) as orch:
+        with pytest.raises(SubmissionOutcomeUnknown):
+            await orch.submit(same(), key="twin-a")
+        twin_b = await orch.submit(same(), key="twin-b")
+        a = await orch.journal.get("twin-a")
+        b = await orch.journal.get("twin-b")
+        assert a is not None
+        assert b is not None
+        assert a.payload
+        assert b.payload
+        assert a.payload["name"] != b.payload["name"]
+        assert a.payload["name"].startswith("teaser #mf")
+        emu.advance(60)
+        [result] = await orch.reconcile()
+        assert result.key == "twin-a"
+        assert result.outcome is ReconcileOutcome.FOUND, result
+        assert result.job_id is not None
+        assert result.job_id != twin_b.job_id
+        # Re-submitting a key re-binds to the same payload: answered from the journal.
+        again = await orch.submit(same(), key="twin-b")
+        assert again.job_id == twin_b.job_id
+    assert creates(emu, "miraflow") == 2

@@ -250,9 +250,11 @@ class Miraflow(KeyHeaderClient):
         Spec of an avatar video from a script (``POST /api/video/create``).
 
         ``im2vid_full`` (photo avatars): ``True`` full body/background, 2-3x
-        slower; ``False`` face-cropped. ``key`` (your journal key) seeds the
-        short tag appended to ``name`` so a lost create can be found again;
-        ``tag=False`` leaves the name alone.
+        slower; ``False`` face-cropped. A short tag appended to ``name`` lets a
+        lost create be found again: through an :class:`Orchestrator` it comes
+        from the key given to ``submit`` (:meth:`bind_key`); ``key`` (your
+        journal key) sets it here for sends without one; ``tag=False`` leaves
+        the name alone.
 
         Example:
             >>> spec = Miraflow("k").video(avatar_id="a1", name="teaser", text="Hi",
@@ -430,6 +432,21 @@ class Miraflow(KeyHeaderClient):
         if spec.match_tag is not None:
             self._tags[job_id] = spec.match_tag
         return job_id
+
+    def bind_key(self, spec: JobSpec, key: str) -> JobSpec:
+        """
+        ``spec`` with its video's match tag derived from the journal ``key``
+        (called by :meth:`Orchestrator.submit`): pass the key once, to
+        ``submit``, and a lost create is still matched to its own key, even
+        among identical requests. A spec built with ``key=`` is left as is.
+
+        Example:
+            >>> mira = Miraflow("k")
+            >>> spec = mira.video(avatar_id="a1", name="teaser", text="Hi!")
+            >>> mira.bind_key(spec, "row-1").payload["name"]
+            'teaser #mfb5yzwhz2ik'
+        """
+        return _wire.bind_key(spec, key)
 
     async def poll(self, kind: str, job_id: str) -> JobStatus:
         """

@@ -53,6 +53,7 @@ __all__ = [
     "ImageInpaintBody",
     "parse_progress",
     "map_status",
+    "bind_key",
     "tag_for",
     "tagged_name",
     "name_has_tag",
@@ -587,9 +588,13 @@ def _video_spec(
     body: dict[str, Any], *, name: str, key: str | None, tag: bool, encoding: str
 ) -> JobSpec:
     match_tag = None
+    meta: dict[str, Any] = {"encoding": encoding}
     if tag:
         match_tag = tag_for(key if key is not None else _canonical(body))
         body["name"] = tagged_name(name, match_tag)
+        # What bind_key needs to re-tag the name from the journal key.
+        meta["name"] = name
+        meta["tag_seed"] = "key" if key is not None else "body"
     return JobSpec(
         provider=PROVIDER,
         kind="video",
@@ -597,7 +602,38 @@ def _video_spec(
         path=VIDEO_CREATE_PATH,
         payload=body,
         match_tag=match_tag,
-        meta={"encoding": encoding},
+        meta=meta,
+    )
+
+
+def bind_key(spec: JobSpec, key: str) -> JobSpec:
+    """
+    ``spec`` with its video's match tag derived from the journal ``key``.
+
+    Only a tagged video spec whose tag came from its body (built without
+    ``key=``) changes: two identical requests under two keys then carry two
+    tags, so a lost create is matched to its own key, never to its twin's
+    video. A spec built with ``key=`` (or ``tag=False``) is returned as is.
+
+    Example:
+        >>> spec = build_video(avatar_id="a1", name="teaser", text="Hi!")
+        >>> bound = bind_key(spec, "row-1")
+        >>> bound.payload["name"], bound.match_tag
+        ('teaser #mfb5yzwhz2ik', 'mfb5yzwhz2ik')
+        >>> bind_key(bound, "row-2") is bound
+        True
+    """
+    if spec.provider != PROVIDER or spec.match_tag is None or spec.meta.get("tag_seed") != "body":
+        return spec
+    name = spec.meta.get("name")
+    if not isinstance(name, str):
+        return spec
+    match_tag = tag_for(key)
+    return attrs.evolve(
+        spec,
+        payload={**spec.payload, "name": tagged_name(name, match_tag)},
+        match_tag=match_tag,
+        meta={**spec.meta, "tag_seed": "key"},
     )
 
 
