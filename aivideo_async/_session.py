@@ -1702,6 +1702,7 @@ class Session:
         progress: Callable[[int, int | None], None] | None = None,
         content_types: Collection[str] | None = None,
         timeouts: Timeouts | None = None,
+        deadline: float | None = None,
     ) -> pathlib.Path:
         """
         Download a file atomically to ``dest`` and return its path.
@@ -1737,8 +1738,13 @@ class Session:
             content_types: allowed media-type prefixes (``("video/",)``);
                 ``None`` accepts anything but ``text/html``.
             timeouts: per-attempt timeouts (default: the session's).
+            deadline: seconds from now (on the session's clock) for the whole
+                download, retries and resumes included: each attempt's
+                timeouts are shortened to end by it, and no retry starts (or
+                backoff is slept) past it, as for :meth:`request`.
 
         Raises:
+            InvalidInput: a bad path id, URL or ``deadline``; nothing sent.
             DownloadError: the file could not be written, or the server sent
                 part of a file that was not asked for.
             ResponseTooLarge, UnexpectedContentType, UnexpectedRedirect,
@@ -1750,6 +1756,7 @@ class Session:
             path = await session.download(result.download_url, "out/video.mp4",
                                           absolute=True, content_types=("video/",))
         """
+        _check_deadline(deadline)
         target = pathlib.Path(dest)
         url, endpoint = self._build_url("GET", url_or_path, path_params, absolute=absolute)
         cap = max_bytes if max_bytes is not None else self._limits.max_download_bytes
@@ -1768,13 +1775,17 @@ class Session:
                 cap=cap,
                 progress=progress,
                 content_types=content_types,
-                timeouts=per_call,
+                timeouts=per_call if notes.remaining is None else notes.clamp(per_call),
                 notes=notes,
             )
 
         try:
             return await self._with_retries(
-                endpoint, idempotent=True, authenticated=not absolute, attempt_fn=attempt
+                endpoint,
+                idempotent=True,
+                authenticated=not absolute,
+                attempt_fn=attempt,
+                deadline=deadline,
             )
         finally:
             partial.discard()  # a no-op after success: the file was moved into place

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from pathlib import Path
 
 import anyio
 import pytest
@@ -188,3 +189,57 @@ async def test_bad_deadline_is_invalid_input_and_nothing_is_sent(
             await session.request("GET", "/s", deadline=value)  # type: ignore[arg-type]
     assert caught.value.field == "deadline"
     assert hits == []
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+async def test_download_retries_stop_at_the_deadline(serve: Serve, tmp_path: Path) -> None:
+    """``download(deadline=)``: the same bound on retries as ``request`` (RELIABILITY #26)."""
+    app, hits = failing_app(503)
+    base = await serve(app)
+    time = FakeTime()
+    async with session_on(base, time) as session:
+        with pytest.raises(ServerError):
+            await session.download("/s", tmp_path / "out.bin", deadline=5)
+    assert time.sleeps == [1.0, 2.0]
+    assert len(hits) == 3
+    assert _files(tmp_path) == []
+
+
+async def test_a_download_that_stalls_ends_at_its_deadline(
+    serve: Serve, fake_sleep: RecordingSleep, tmp_path: Path
+) -> None:
+    """
+    Headers and part of the body, then silence, with 60 s read and no total:
+    the 0.3 s deadline ends the download, and no partial file is left.
+    """
+    release = asyncio.Event()
+    hits: list[str] = []
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        hits.append(request.method)
+        resp = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+        resp.content_length = 1000
+        await resp.prepare(request)
+        await resp.write(b"x" * 100)
+        await release.wait()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/video", trickle)
+    base = await serve(app)
+    timeouts = Timeouts(connect=5, read=60, total=None)
+    async with Session(
+        provider="p", base_url=base, timeouts=timeouts, sleep=fake_sleep, rng=FixedRandom()
+    ) as session:
+        with anyio.fail_after(10), pytest.raises((ReadTimeout, TotalTimeout)):
+            await session.download("/video", tmp_path / "out.mp4", deadline=0.3)
+        with pytest.raises(InvalidInput) as caught:
+            await session.download("/video", tmp_path / "out.mp4", deadline=-1)
+    release.set()
+    assert caught.value.field == "deadline"
+    assert hits == ["GET"]
+    assert fake_sleep.calls == []
+    assert _files(tmp_path) == []
