@@ -389,12 +389,24 @@ class Orchestrator:
             ),
             0,
         )
+        self._warned_other_client: set[str] = set()
 
     def __repr__(self) -> str:
         state = "running" if self._scheduler is not None else "stopped"
         return f"<Orchestrator {state} providers={sorted(self._backends)} journal={self.journal!r}>"
 
     # -- lifecycle ------------------------------------------------------------------
+
+    def _warn_other_client(self, provider: str) -> None:
+        if provider in self._warned_other_client:
+            return
+        self._warned_other_client.add(provider)
+        logger.warning(
+            "%s: a spec built by another %s client than the registered one is sent through "
+            "the registered one (its key and settings); one backend serves each provider",
+            provider,
+            provider,
+        )
 
     def register(self, backend: JobBackend) -> None:
         """
@@ -530,6 +542,13 @@ class Orchestrator:
         scheduler = self.scheduler
         key = uuid.uuid4().hex if key is None else _check_key(key)
         backend = self._backends.get(spec.provider)
+        origin = spec.origin
+        if backend is None and origin is not None and origin.provider == spec.provider:
+            # The client that built the spec: registered on first use.
+            self.register(origin)
+            backend = origin
+        elif backend is not None and origin is not None and origin is not backend:
+            self._warn_other_client(spec.provider)
         if backend is None:
             raise InvalidInput(
                 field="spec.provider",

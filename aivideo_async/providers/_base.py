@@ -38,6 +38,9 @@ class JobSpec:
             whose create answer was lost; ``None`` when unused.
         poll_policy: overrides the orchestrator's poll policy for this job.
         meta: free-form data for the backend (not sent).
+        origin: the client that built the spec (set by the provider clients'
+            builders; not journaled, not compared). An orchestrator with no
+            backend for :attr:`provider` registers it on submit.
 
     Example:
         >>> spec = JobSpec(provider="miraflow", kind="image", method="POST",
@@ -55,6 +58,21 @@ class JobSpec:
     match_tag: str | None = None
     poll_policy: PollPolicy | None = None
     meta: Mapping[str, Any] = attrs.field(factory=dict)
+    origin: JobBackend | None = attrs.field(default=None, eq=False, repr=False)
+
+    def built_by(self, origin: JobBackend) -> JobSpec:
+        """
+        This spec with :attr:`origin` set (what a client's builder returns).
+
+        Example:
+            >>> from aivideo_async import Miraflow
+            >>> mira = Miraflow("k")
+            >>> spec = JobSpec(provider="miraflow", kind="image", method="POST",
+            ...                path="/api/image/generate", payload={"prompt": "a cat"})
+            >>> spec.origin is None, spec.built_by(mira).origin is mira
+            (True, True)
+        """
+        return attrs.evolve(self, origin=origin)
 
     @property
     def endpoint(self) -> str:

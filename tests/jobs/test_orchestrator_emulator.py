@@ -17,7 +17,7 @@ import anyio.lowlevel
 import pytest
 
 from aivideo_async._config import PollPolicy, Timeouts
-from aivideo_async._exceptions import RateLimited, SubmissionOutcomeUnknown
+from aivideo_async._exceptions import InvalidInput, RateLimited, SubmissionOutcomeUnknown
 from aivideo_async.emulator import Emulator, EmulatorConfig, FaultRule, run_emulator
 from aivideo_async.jobs._journal import JournalEntry, SubmissionState
 from aivideo_async.jobs._orchestrator import Orchestrator, ReconcileOutcome
@@ -305,3 +305,49 @@ async def test_identical_miraflow_videos_are_told_apart_by_their_keys(
         again = await orch.submit(same(), key="twin-b")
         assert again.job_id == twin_b.job_id
     assert creates(emu, "miraflow") == 2
+
+
+@pytest.mark.anyio
+async def test_the_client_that_built_a_spec_is_registered_on_submit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """
+    ``submit`` with no backend for the spec's provider registers the client
+    that built it; a spec from another client of a registered provider is sent
+    through the registered one (its key), with one warning.
+    """
+    config = EmulatorConfig(
+        time_scale=0.05,
+        aivideomaker_query_limit=0,
+        api_keys={"aivideomaker": ["avm-key"], "miraflow": ["mf-key"]},
+    )
+    async with (
+        run_emulator(config) as emu,
+        Miraflow("mf-key", base_url=emu.base_url) as mira,
+        AIVideoMaker("avm-key", base_url=emu.base_url) as avm,
+        AIVideoMaker("not-a-key", base_url=emu.base_url) as other,
+        Orchestrator(poll_policy=POLL) as orch,
+    ):
+        video = await orch.submit(avm.text_to_video(prompt="a llama, registered on use"))
+        assert (await video).provider == "aivideomaker"
+        with caplog.at_level("WARNING", logger="aivideo_async.jobs"):
+            for n in range(2):
+                # The emulator refuses other's key: these go out with avm's.
+                spec = other.text_to_video(prompt=f"a llama from another client {n}")
+                assert (await (await orch.submit(spec))).provider == "aivideomaker"
+        warnings = [r for r in caplog.records if "another aivideomaker client" in r.message]
+        assert len(warnings) == 1
+        # A spec without its builder (a hand-made one) still needs a registered backend.
+        bare = JobSpec(
+            provider="miraflow",
+            kind="image",
+            method="POST",
+            path="/api/image/generate",
+            payload={"prompt": "a fox"},
+        )
+        with pytest.raises(InvalidInput) as caught:
+            await orch.submit(bare)
+        assert caught.value.field == "spec.provider"
+        assert (await (await orch.submit(mira.image(prompt="a fox")))).provider == "miraflow"
+        assert creates(emu, "aivideomaker") == 3
+        assert creates(emu, "miraflow") == 1

@@ -146,7 +146,7 @@ class AIVideoMaker(KeyHeaderClient):
             duration=duration,
             model=model,
             webhook_url=webhook_url,
-        )
+        ).built_by(self)
 
     def image_to_video(
         self,
@@ -169,7 +169,7 @@ class AIVideoMaker(KeyHeaderClient):
         """
         return _wire.build_image_to_video(
             image=image, prompt=prompt, duration=duration, model=model, webhook_url=webhook_url
-        )
+        ).built_by(self)
 
     def long_video(
         self, *, image: str, prompts: Sequence[str], webhook_url: str | None = None
@@ -183,7 +183,9 @@ class AIVideoMaker(KeyHeaderClient):
             >>> spec.payload["prompt"]
             ['wide shot', 'push in']
         """
-        return _wire.build_long_video(image=image, prompts=prompts, webhook_url=webhook_url)
+        return _wire.build_long_video(
+            image=image, prompts=prompts, webhook_url=webhook_url
+        ).built_by(self)
 
     def generate(
         self, model: str, payload: Mapping[str, Any], *, webhook_url: str | None = None
@@ -197,7 +199,7 @@ class AIVideoMaker(KeyHeaderClient):
             ...                                    "duration": 5}).payload["duration"]
             '5'
         """
-        return _wire.build_generate(model, payload, webhook_url=webhook_url)
+        return _wire.build_generate(model, payload, webhook_url=webhook_url).built_by(self)
 
     async def image_data_uri(
         self, source: str | os.PathLike[str] | bytes, *, content_type: str | None = None

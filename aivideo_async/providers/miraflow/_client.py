@@ -270,7 +270,7 @@ class Miraflow(KeyHeaderClient):
             im2vid_full=im2vid_full,
             key=key,
             tag=tag,
-        )
+        ).built_by(self)
 
     def video_from_audio(
         self,
@@ -299,7 +299,7 @@ class Miraflow(KeyHeaderClient):
             im2vid_full=im2vid_full,
             key=key,
             tag=tag,
-        )
+        ).built_by(self)
 
     def image(
         self,
@@ -325,7 +325,7 @@ class Miraflow(KeyHeaderClient):
             aspect_ratio=aspect_ratio,
             negative_prompt=negative_prompt,
             seed=seed,
-        )
+        ).built_by(self)
 
     def edit_image(
         self,
@@ -351,7 +351,7 @@ class Miraflow(KeyHeaderClient):
             aspect_ratio=aspect_ratio,
             negative_prompt=negative_prompt,
             seed=seed,
-        )
+        ).built_by(self)
 
     def inpaint(
         self,
@@ -380,7 +380,7 @@ class Miraflow(KeyHeaderClient):
             aspect_ratio=aspect_ratio,
             negative_prompt=negative_prompt,
             seed=seed,
-        )
+        ).built_by(self)
 
     # -- JobBackend -------------------------------------------------------------------
 

@@ -806,6 +806,7 @@ class NemoVideo:
             payload=payload,
             client_job_id=rid,
             meta={"session_id": session_id},
+            origin=self,
         )
 
     async def submit_render(
