@@ -258,7 +258,9 @@ class Orchestrator:
             closed on exit.
         backends: the provider backends (more with :meth:`register`, at any time).
         poll_policy: the default poll policy (a spec's own policy wins).
-        provider_limits: poll budgets per provider name.
+        provider_limits: poll budgets per provider name; a provider whose
+            client is registered later (or on its first submit) gets its
+            budget then.
         max_in_flight: most polls in flight over all providers.
         resubmit_not_sent: allow a create that provably never left
             (``not_sent``) to be sent again as a new journaled attempt: up to
@@ -458,10 +460,20 @@ class Orchestrator:
             await self.journal.open()
             if self._owns_journal:
                 stack.push_async_callback(self.journal.aclose)
+            later = sorted(set(self._provider_limits) - set(self._backends))
+            if later:
+                logger.info(
+                    "provider_limits for %s: no client registered yet; applied when one is",
+                    ", ".join(later),
+                )
             scheduler = Scheduler(
                 backends=self._backends,
                 poll_policy=self._poll_policy,
-                provider_limits=self._provider_limits,
+                provider_limits={
+                    name: limits
+                    for name, limits in self._provider_limits.items()
+                    if name in self._backends
+                },
                 max_in_flight=self._max_in_flight,
                 on_terminal=self._on_terminal,
                 clock=self._clock,

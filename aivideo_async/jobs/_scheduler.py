@@ -534,7 +534,8 @@ class Scheduler:
         """
         Return counters: ``polls`` (requests), ``polled_jobs``, ``poll_errors``,
         ``coalesced_calls``, ``pauses``, ``rate_limited``, ``breaker_opens``,
-        ``in_flight_max``, ``tracked`` and outcomes, plus per-provider state.
+        ``in_flight_max``, ``tracked`` and outcomes, plus per-provider state
+        (its :class:`ProviderLimits` included).
 
         Example::
 
@@ -553,6 +554,7 @@ class Scheduler:
                 "rate_factor": p.rate_factor,
                 "retry_tokens": p.retry_budget.tokens,
                 "ready": sum(len(d) for d in p.ready.values()),
+                "limits": p.limits,
             }
             for name, p in self._providers.items()
         }

@@ -34,6 +34,7 @@ from aivideo_async.jobs._journal import (
     SubmissionState,
 )
 from aivideo_async.jobs._orchestrator import Orchestrator, ReconcileOutcome
+from aivideo_async.jobs._scheduler import ProviderLimits
 from aivideo_async.providers._base import JobSpec
 
 from ._fake_provider import (
@@ -263,6 +264,23 @@ async def test_a_backend_registered_inside_async_with_takes_submits(
         assert (handle.provider, result.job_id) == ("other", handle.job_id)
         assert orch.scheduler.stats()["providers"]["other"]["in_flight"] == 0
     assert fake.creates == 1
+
+
+@pytest.mark.anyio
+async def test_limits_of_a_provider_registered_later_apply_when_it_is(
+    fake: FakeProvider, backend: FakeBackend, vt: FakeTime
+) -> None:
+    """provider_limits may name a provider whose client comes later: its budget applies then."""
+    slow = ProviderLimits(rate=2.0, burst=1, concurrency=1)
+    async with (
+        orchestrator(backend, vt, provider_limits={"other": slow}) as orch,
+        FakeBackend(fake.base_url, provider="other") as other,
+    ):
+        assert "other" not in orch.scheduler.stats()["providers"]
+        orch.register(other)
+        assert orch.scheduler.stats()["providers"]["other"]["limits"] == slow
+        assert orch.scheduler.stats()["providers"]["fake"]["limits"] == ProviderLimits()
+        assert (await (await orch.submit(spec(1, provider="other"), key="k"))).job_id
 
 
 # ---------------------------------------------------------------------------
