@@ -213,12 +213,18 @@ class _Provider:
             self.tokens = min(float(self.limits.burst), self.tokens + elapsed * rate)
             self.refilled_at = now
 
+    def recovering(self) -> bool:
+        """Whether a good poll has anything to restore (breaker, rate, retry budget)."""
+        budget = self.retry_budget
+        return self.breaker != "closed" or self.rate_factor < 1.0 or budget.tokens < budget.capacity
+
     def token_wait(self) -> float:
         return (1.0 - self.tokens) / (self.limits.rate * self.rate_factor)
 
 
 # (provider, kind, due jobs, piggybacked jobs with the due time they had)
 _Batch = tuple[_Provider, str, list[JobHandle], list[tuple[JobHandle, float]]]
+_NO_EXTRAS: Final[list[tuple[JobHandle, float]]] = []  # shared, never mutated: no piggyback
 
 
 class Scheduler:
@@ -563,16 +569,15 @@ class Scheduler:
     # -- cadence ----------------------------------------------------------------------
 
     def _delay(self, policy: PollPolicy, attempt: int) -> float:
-        floor = policy.initial * _FLOOR_FRACTION
-        delay = compute_delay(
-            attempt,
-            base=policy.initial,
-            cap=policy.cap,
-            factor=policy.factor,
-            jitter=policy.jitter,
-            rng=self._rng,
-        )
-        return max(floor, delay)
+        # compute_delay's arithmetic, inlined (this runs after every poll):
+        # PollPolicy has validated initial, cap > 0 and factor >= 1.
+        base = policy.initial
+        try:
+            ceiling = min(policy.cap, base * policy.factor**attempt)
+        except OverflowError:  # a huge attempt: the cap has long been reached
+            ceiling = policy.cap
+        delay = self._rng.random() * ceiling if policy.jitter else ceiling
+        return max(base * _FLOOR_FRACTION, delay)
 
     def _next_delay(self, handle: JobHandle, status: JobStatus, now: float) -> float:
         policy: PollPolicy = handle._s_policy
@@ -768,7 +773,7 @@ class Scheduler:
                     if not batch:
                         continue
                     if single or kind in prov.no_batch:
-                        extras = []
+                        extras = _NO_EXTRAS
                     else:
                         extras = self._piggyback(prov, kind, len(batch), now)
                     prov.tokens -= 1.0
@@ -1023,7 +1028,8 @@ class Scheduler:
             status = await backend.poll(kind, handle.job_id)
             now = self._clock()
             self._stats["polled_jobs"] += 1
-            self._poll_ok(prov)
+            if prov.failures or prov.rate_limits or prov.recovering():
+                self._poll_ok(prov)
             self._observe(handle, status, now, resolved)
         except RateLimited as exc:
             now = self._clock()
