@@ -1624,6 +1624,7 @@ class Session:
         timeouts: Timeouts | None = None,
         accept: str = "text/event-stream",
         authenticated: bool = True,
+        deadline: float | None = None,
     ) -> AsyncIterator[StreamResponse]:
         """
         Open a streaming response; the connection is released on exit.
@@ -1633,6 +1634,12 @@ class Session:
         read, offered to the error mapper, else :class:`UnexpectedContentType`.
         Only an idempotent call failing before the body starts is retried.
 
+        ``deadline`` (seconds from now, on the session's clock) bounds the
+        opening, retries included: no retry or backoff starts past it, and an
+        attempt still waiting for its answer then raises
+        :class:`TotalTimeout` (maybe sent). Reading the body is not bounded by
+        it (a stream may last; use ``timeouts.read`` for silence).
+
         Example::
 
             async with session.stream("POST", "/run_sse", json=payload) as stream:
@@ -1640,6 +1647,7 @@ class Session:
                     ...
         """
         method = method.upper()
+        _check_deadline(deadline)
         url, endpoint = self._build_url(method, path, path_params, absolute=False)
         extra = dict(headers or {})
         extra.setdefault("Accept", accept)
@@ -1654,7 +1662,7 @@ class Session:
         async def attempt(
             auth_headers: Mapping[str, str], notes: _AttemptNotes
         ) -> aiohttp.ClientResponse:
-            resp = await self._open(
+            opening = self._open(
                 method,
                 url,
                 endpoint,
@@ -1663,6 +1671,17 @@ class Session:
                 headers=self._request_headers(auth_headers, extra, absolute=False),
                 timeouts=per_call,
             )
+            if notes.remaining is None:
+                resp = await opening
+            else:
+                with anyio.move_on_after(max(notes.remaining, 0.0)) as scope:
+                    resp = await opening
+                if scope.cancelled_caught:
+                    raise TotalTimeout(
+                        f"the {deadline} s deadline passed before the stream opened",
+                        provider=self.provider,
+                        endpoint=endpoint,
+                    )
             try:
                 if 300 <= resp.status < 400:
                     raise self._redirect_error(resp, endpoint)
@@ -1684,7 +1703,11 @@ class Session:
                 raise
 
         resp = await self._with_retries(
-            endpoint, idempotent=is_idempotent, authenticated=authenticated, attempt_fn=attempt
+            endpoint,
+            idempotent=is_idempotent,
+            authenticated=authenticated,
+            attempt_fn=attempt,
+            deadline=deadline,
         )
         try:
             yield StreamResponse(resp, provider=self.provider, endpoint=endpoint, timeouts=per_call)

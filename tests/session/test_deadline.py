@@ -243,3 +243,77 @@ async def test_a_download_that_stalls_ends_at_its_deadline(
     assert hits == ["GET"]
     assert fake_sleep.calls == []
     assert _files(tmp_path) == []
+
+
+async def test_stream_retries_stop_at_the_deadline(serve: Serve) -> None:
+    """``stream(deadline=)``: the retry bound of ``request`` for opening a stream."""
+    app, hits = failing_app(503)
+    base = await serve(app)
+    time = FakeTime()
+    async with session_on(base, time) as session:
+        with pytest.raises(ServerError):
+            async with session.stream("GET", "/s", deadline=5):
+                pass
+    assert time.sleeps == [1.0, 2.0]
+    assert len(hits) == 3
+
+
+async def test_a_stream_that_does_not_open_by_its_deadline_is_a_total_timeout(
+    serve: Serve, fake_sleep: RecordingSleep
+) -> None:
+    """No answer at all (60 s read): the 0.3 s deadline ends the open; maybe sent, no retry."""
+    release = asyncio.Event()
+    hits: list[str] = []
+
+    async def hang(request: web.Request) -> web.Response:
+        hits.append(request.method)
+        await release.wait()
+        return web.Response(text="data: late\n\n", content_type="text/event-stream")
+
+    app = web.Application()
+    app.router.add_post("/run_sse", hang)
+    base = await serve(app)
+    timeouts = Timeouts(connect=5, read=60, total=None)
+    async with Session(
+        provider="p", base_url=base, timeouts=timeouts, sleep=fake_sleep, rng=FixedRandom()
+    ) as session:
+        with anyio.fail_after(10), pytest.raises(TotalTimeout) as caught:
+            async with session.stream("POST", "/run_sse", json={}, deadline=0.3):
+                pass
+        with pytest.raises(InvalidInput) as bad:
+            async with session.stream("POST", "/run_sse", json={}, deadline=0):
+                pass
+    release.set()
+    assert caught.value.request_sent is True
+    assert "deadline" in str(caught.value)
+    assert bad.value.field == "deadline"
+    assert hits == ["POST"]
+    assert fake_sleep.calls == []
+
+
+async def test_the_deadline_does_not_bound_reading_an_open_stream(serve: Serve) -> None:
+    """Opened in time, the stream is read to its end even after the deadline has passed."""
+    gate = asyncio.Event()
+
+    async def sse(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(b"data: one\n\n")
+        await gate.wait()
+        await resp.write(b"data: two\n\n")
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/sse", sse)
+    base = await serve(app)
+    chunks: list[bytes] = []
+    async with Session(provider="p", base_url=base) as session:
+        with anyio.fail_after(10):
+            async with session.stream("GET", "/sse", deadline=0.2) as stream:
+                async for chunk in stream.iter_bytes():
+                    chunks.append(chunk)
+                    if not gate.is_set():
+                        await anyio.sleep(0.4)  # real time past the deadline is the point
+                        gate.set()
+    assert b"".join(chunks) == b"data: one\n\ndata: two\n\n"
