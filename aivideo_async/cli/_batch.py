@@ -520,6 +520,7 @@ async def _follow_jobs(
     specs: Callable[[Clients], Awaitable[Specs | None]] = _no_specs,
     concurrency: int = 1,
     resubmit_not_sent: bool = False,
+    resubmit_refused: bool = False,
 ) -> int:
     """
     Open the clients and the journal's orchestrator, submit ``specs`` (after
@@ -535,6 +536,7 @@ async def _follow_jobs(
             journal=journal,
             backends=clients.backends,
             resubmit_not_sent=resubmit_not_sent,
+            resubmit_refused=resubmit_refused,
             **options.poll.policy(),
         ) as orch:
             run = BatchRun(
@@ -605,8 +607,10 @@ def batch(
             specs=specs,
             concurrency=concurrency,
             # A create that provably never left (Ctrl-C before its first byte,
-            # connection refused) is sent on the re-run: that is no duplicate.
+            # connection refused), or that the provider refused for credits or
+            # rate (no job was created), is sent on the re-run: no duplicate.
             resubmit_not_sent=True,
+            resubmit_refused=True,
         )
 
     run_async(main)

@@ -186,6 +186,10 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+# Refusals after which no job exists and a later try may succeed (resubmit_refused).
+_REFUSALS: Final = frozenset({"InsufficientCredits", "PaymentRequired", "RateLimited"})
+
+
 def _rebuild_rejection(entry: JournalEntry) -> APIStatusError:
     info = entry.error or ErrorInfo(type="APIStatusError", message="rejected")
     cls = getattr(_exceptions, info.type, None)
@@ -268,6 +272,12 @@ class Orchestrator:
             key is submitted again. Off by default: even "not sent" is the
             caller's decision (RELIABILITY #6). TLS failures are never resent (#7).
         not_sent_attempts: attempts in all within one submit, with the policy on.
+        resubmit_refused: when a key whose create the provider refused for
+            credits, plan or rate (``InsufficientCredits``, ``PaymentRequired``,
+            ``RateLimited``: no job was created) is submitted again, send it as
+            a new journaled attempt instead of raising the recorded refusal:
+            the re-run of a batch after a top-up. Not while the provider's
+            creates are blocked (``credits_block``). Off by default.
         rate_limit_max_wait: the longest wait for attempt 2 after a 429 on a
             create; a longer ``Retry-After`` raises :class:`RateLimited` at once.
         credits_block: after a create is refused for insufficient credits, new
@@ -306,6 +316,7 @@ class Orchestrator:
         max_in_flight: int = 64,
         resubmit_not_sent: bool = False,
         not_sent_attempts: int = 3,
+        resubmit_refused: bool = False,
         rate_limit_max_wait: float = 300.0,
         credits_block: float = 600.0,
         reconcile_skew: float = 5.0,
@@ -349,6 +360,7 @@ class Orchestrator:
         self._max_in_flight = max_in_flight
         self._resubmit_not_sent = resubmit_not_sent
         self._not_sent_attempts = not_sent_attempts
+        self._resubmit_refused = resubmit_refused
         self._rate_limit_max_wait = float(rate_limit_max_wait)
         checked: object = credits_block  # callers may pass anything
         if (
@@ -388,6 +400,7 @@ class Orchestrator:
                 "existing",
                 "rate_limit_waits",
                 "credits_blocked",
+                "resubmitted_refused",
             ),
             0,
         )
@@ -587,7 +600,7 @@ class Orchestrator:
                 # journaled still answers from the journal.
                 known = await self.journal.get(key)
                 if known is not None:
-                    answer = await self._existing(known, planned)
+                    answer = await self._existing(known, planned, new_attempt=False)
                     if isinstance(answer, JobHandle):
                         return answer
                 self._stats["credits_blocked"] += 1
@@ -636,7 +649,7 @@ class Orchestrator:
         return error
 
     async def _existing(
-        self, entry: JournalEntry, planned: JournalEntry
+        self, entry: JournalEntry, planned: JournalEntry, *, new_attempt: bool = True
     ) -> JobHandle | JournalEntry:
         """
         Answer a key that is already journaled, without any call: its handle, a
@@ -663,7 +676,17 @@ class Orchestrator:
                 # before the first byte), so it is safe to send now.
                 return entry
             case S.REJECTED:
-                raise _rebuild_rejection(entry)
+                refused = entry.error is not None and entry.error.type in _REFUSALS
+                if not (new_attempt and self._resubmit_refused and refused):
+                    raise _rebuild_rejection(entry)
+                self._stats["resubmitted_refused"] += 1
+                return await self.journal.transition(
+                    entry.key,
+                    S.PLANNED,
+                    attempt=entry.attempt + 1,
+                    owner=self.owner,
+                    lease_until=self._wall() + self._lease_seconds,
+                )
             case S.NOT_SENT:
                 if not self._resubmit_not_sent:
                     raise SubmissionNotSent(

@@ -164,6 +164,45 @@ def test_unknown_create_fails_the_batch_then_reconcile_and_resume_finish_it(
     assert {e["outcome"] for e in json.loads(final.stdout)} == {"succeeded"}
 
 
+def test_a_line_refused_for_rate_is_sent_again_by_the_rerun(
+    tmp_path: Path, emulator_proc: EmulatorProcess
+) -> None:
+    """
+    A create refused with a 429 asking for 1,000 s (over the 300 s the
+    orchestrator waits) fails its line, rejected: no job was created. The
+    re-run sends that line again, as attempt 2, and nothing else twice.
+    """
+    emulator_proc.set_faults(
+        [
+            {
+                "endpoint": "aivideomaker.create",
+                "kind": "rate_limit",
+                "schedule": [1],
+                "params": {"retry_after": 1000},
+            }
+        ]
+    )
+    manifest = _write(tmp_path / "m.jsonl", [_t2v(i) for i in range(3)])
+    journal = str(tmp_path / "jobs.db")
+    args = ["batch", str(manifest), "--journal", journal, *emulator_proc.url, *FAST]
+    first = aivideo(*args)
+    assert first.exit_code == 1, first.output
+    assert emulator_proc.creates() == 2
+    rejected = aivideo("jobs", "--journal", journal, "--state", "rejected", "--json")
+    [refused] = json.loads(rejected.stdout)
+
+    second = aivideo(*args)
+    assert second.exit_code == 0, second.output
+    assert emulator_proc.creates() == 3
+    assert emulator_proc.stats()["duplicate_creates"] == 0
+    entries = {
+        e["key"]: e for e in json.loads(aivideo("jobs", "--journal", journal, "--json").stdout)
+    }
+    assert entries[refused["key"]]["attempt"] == 2
+    assert {e["state"] for e in entries.values()} == {"accepted"}
+    assert {e["outcome"] for e in entries.values()} == {"succeeded"}
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "crash"])
 def test_ctrl_c_or_crash_mid_batch_then_rerun_sends_no_create_twice(
     tmp_path: Path, emulator_proc: EmulatorProcess, sig: signal.Signals

@@ -478,6 +478,52 @@ async def test_insufficient_credits_blocks_new_creates_but_not_polls_reliability
         assert create_requests(emu) == 4
 
 
+async def test_a_refused_key_is_sent_again_after_a_top_up_with_the_policy_reliability_14() -> None:
+    """
+    RELIABILITY #14 with ``resubmit_refused``: a key refused for credits (no job
+    was created) is not resent while creates are blocked; submitted again after
+    the top-up, it is a new journaled attempt and creates its job. Without the
+    policy the recorded refusal is raised again, with no request.
+    """
+    config = EmulatorConfig(time_scale=0.05, initial_credits=10)  # one 10-credit video
+    async with emulator_and_client(config) as (emu, mira):
+        async with Orchestrator(
+            backends=[mira], poll_policy=POLL, resubmit_refused=True, credits_block=600
+        ) as orch:
+            await orch.submit(mira_spec(mira, "paid"), key="paid")
+            with pytest.raises(InsufficientCredits):
+                await orch.submit(mira_spec(mira, "broke"), key="broke")
+            # Blocked: the refused key is answered from the journal, nothing is sent.
+            with pytest.raises(InsufficientCredits):
+                await orch.submit(mira_spec(mira, "broke"), key="broke")
+            assert create_requests(emu) == 2
+            assert (await orch.journal.get("broke")).attempt == 1  # type: ignore[union-attr]
+
+            emu.state.account("miraflow", "mf-key").credits += 100  # the top-up
+            orch.unblock_creates("miraflow")
+            handle = await orch.submit(mira_spec(mira, "broke"), key="broke")
+            entry = await orch.journal.get("broke")
+            assert entry is not None
+            assert (entry.state, entry.attempt, entry.job_id) == (S.ACCEPTED, 2, handle.job_id)
+            assert create_requests(emu) == 3
+            assert orch.stats()["resubmitted_refused"] == 1
+            emu.advance(120)
+            assert (await handle).job_id == handle.job_id
+            # Accepted now: the same key again is the same job, no request.
+            assert (await orch.submit(mira_spec(mira, "broke"), key="broke")) is handle
+            assert create_requests(emu) == 3
+        # Without the policy: the refusal recorded for a key is raised again, no request.
+        emu.state.account("miraflow", "mf-key").credits = 0
+        async with Orchestrator(backends=[mira], poll_policy=POLL) as plain:
+            with pytest.raises(InsufficientCredits):
+                await plain.submit(mira_spec(mira, "x"), key="x")
+            plain.unblock_creates("miraflow")
+            emu.state.account("miraflow", "mf-key").credits += 100
+            with pytest.raises(InsufficientCredits):
+                await plain.submit(mira_spec(mira, "x"), key="x")
+        assert create_requests(emu) == 4
+
+
 async def test_401_on_create_is_rejected_and_not_resent_reliability_16() -> None:
     """
     RELIABILITY #16: a 401 on a create raises AuthenticationError (the
