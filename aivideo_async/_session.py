@@ -876,7 +876,17 @@ class _AttemptNotes:
         )
 
 
-def _check_deadline(deadline: object) -> None:
+def check_deadline(deadline: object) -> None:
+    """
+    Refuse a ``deadline`` that is not ``None`` or a positive finite number of seconds.
+
+    Example:
+        >>> check_deadline(5)
+        >>> check_deadline(-1)
+        Traceback (most recent call last):
+        ...
+        aivideo_async.InvalidInput: deadline: got -1, expected None or a positive number of seconds
+    """
     if deadline is None:
         return
     if (
@@ -1557,7 +1567,7 @@ class Session:
             status = resp.json()
         """
         method = method.upper()
-        _check_deadline(deadline)
+        check_deadline(deadline)
         url, endpoint = self._build_url(method, path, path_params, absolute=absolute)
         if json is not None and data is not None:
             raise InvalidInput(field="data", value="<body>", expected="not both json and data")
@@ -1647,7 +1657,7 @@ class Session:
                     ...
         """
         method = method.upper()
-        _check_deadline(deadline)
+        check_deadline(deadline)
         url, endpoint = self._build_url(method, path, path_params, absolute=False)
         extra = dict(headers or {})
         extra.setdefault("Accept", accept)
@@ -1779,7 +1789,7 @@ class Session:
             path = await session.download(result.download_url, "out/video.mp4",
                                           absolute=True, content_types=("video/",))
         """
-        _check_deadline(deadline)
+        check_deadline(deadline)
         target = pathlib.Path(dest)
         url, endpoint = self._build_url("GET", url_or_path, path_params, absolute=absolute)
         cap = max_bytes if max_bytes is not None else self._limits.max_download_bytes

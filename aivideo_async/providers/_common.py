@@ -41,6 +41,7 @@ from types import TracebackType
 from typing import Any, Final, Protocol, Self, TypeVar
 
 import aiohttp
+import anyio
 import attrs
 from cattrs import ClassValidationError, IterableValidationError
 from cattrs.cols import list_structure_factory
@@ -50,9 +51,15 @@ from cattrs.preconf.json import make_converter as _make_json_converter
 from cattrs.v import format_exception
 
 from .._config import Limits, RetryPolicy, Timeouts
-from .._exceptions import APIStatusError, DecodeError, InvalidInput, MissingCredential
+from .._exceptions import (
+    APIStatusError,
+    DecodeError,
+    InvalidInput,
+    MissingCredential,
+    TotalTimeout,
+)
 from .._secret import Secret
-from .._session import HeaderKeyAuth, ResponseInfo, Session
+from .._session import HeaderKeyAuth, ResponseInfo, Session, check_deadline
 from .._types import Clock, RandomSource, Sleep
 
 __all__ = [
@@ -466,6 +473,36 @@ def error_mapper(map_error: MapError) -> Callable[[ResponseInfo], APIStatusError
         )
 
     return mapper
+
+
+async def by_deadline(
+    deadline: float | None,
+    run: Callable[[], Awaitable[T]],
+    *,
+    provider: str,
+    what: str,
+) -> T:
+    """
+    Await ``run()``; with a ``deadline`` (seconds), cancel it when that time has
+    passed and raise :class:`TotalTimeout`. Only for calls that are safe to
+    cancel at any point: a download removes its temporary file, and polls and
+    reads are idempotent.
+
+    Raises:
+        InvalidInput: ``deadline`` is not ``None`` or a positive number.
+        TotalTimeout: the deadline passed first.
+
+    Example::
+
+        return await by_deadline(deadline, lambda: self._download(result, dest),
+                                 provider="miraflow", what=f"the download of {job_id}")
+    """
+    check_deadline(deadline)
+    if deadline is None:
+        return await run()
+    with anyio.move_on_after(deadline):
+        return await run()
+    raise TotalTimeout(f"{what} did not finish within its {deadline} s deadline", provider=provider)
 
 
 async def download_signed(

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import anyio
 import attrs
 import pytest
 
@@ -23,6 +24,7 @@ from aivideo_async._exceptions import (
     RateLimited,
     RemoteDisconnected,
     ServerError,
+    TotalTimeout,
 )
 from aivideo_async._models import JobState
 from aivideo_async._secret import Secret
@@ -125,6 +127,23 @@ async def test_every_model_from_submitted_to_download(
     assert done.result is not None
     assert done.result.url is not None
     path = await avm.download(done.result, tmp_path / "clip.mp4")
+    assert path.read_bytes()[4:8] == b"ftyp"
+
+
+async def test_a_download_past_its_deadline_is_a_total_timeout(
+    avm: AIVideoMaker, emu: Emulator, tmp_path: pathlib.Path
+) -> None:
+    """``download(deadline=)``: a trickling file is cut, nothing is left behind."""
+    task_id = await avm.submit_once(avm.text_to_video(prompt="waves"))
+    emu.advance(10_000)
+    done = await avm.poll("video", task_id)
+    assert done.result is not None
+    emu.set_faults([FaultRule(endpoint="aivideomaker.download", kind="trickle", times=1)])
+    with anyio.fail_after(10), pytest.raises(TotalTimeout) as caught:
+        await avm.download(done.result, tmp_path / "clip.mp4", deadline=0.3)
+    assert caught.value.provider == "aivideomaker"
+    assert await anyio.Path(tmp_path / "clip.mp4").exists() is False
+    path = await avm.download(done.result, tmp_path / "clip.mp4", deadline=30)
     assert path.read_bytes()[4:8] == b"ftyp"
 
 

@@ -7,6 +7,7 @@ import pathlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -22,6 +23,7 @@ from aivideo_async._exceptions import (
     RateLimited,
     RemoteDisconnected,
     ServerError,
+    TotalTimeout,
 )
 from aivideo_async._models import JobResult, JobState
 from aivideo_async._secret import Secret
@@ -158,6 +160,29 @@ async def test_download_falls_back_to_the_job_id(
     assert path.stat().st_size > 0
     by_id = await mira.download(job_id, tmp_path / "w.mp4")
     assert by_id.read_bytes() == path.read_bytes()
+
+
+def _names(folder: pathlib.Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+async def test_a_download_past_its_deadline_stops_and_leaves_no_file(
+    mira: Miraflow, emu: Emulator, tmp_path: pathlib.Path
+) -> None:
+    """``download(deadline=)``: a trickling file (1 byte per 0.1 s) is cut at 0.3 s."""
+    job_id = await mira.submit_once(mira.video(avatar_id=VIDEO_AVATAR, name="n", text="t"))
+    result = await _finish(mira, emu, "video", job_id)
+    emu.set_faults([FaultRule(endpoint="miraflow.download", kind="trickle", times=1)])
+    with anyio.fail_after(10), pytest.raises(TotalTimeout, match="deadline") as caught:
+        await mira.download(result, tmp_path / "v.mp4", deadline=0.3)
+    assert caught.value.provider == "miraflow"
+    assert _names(tmp_path) == []  # no file, no temporary file
+    with pytest.raises(InvalidInput) as bad:
+        await mira.download(result, tmp_path / "v.mp4", deadline=-1)
+    assert bad.value.field == "deadline"
+    # Within its deadline (the fault was used up): the whole file.
+    path = await mira.download(result, tmp_path / "v.mp4", deadline=30)
+    assert path.read_bytes()[4:8] == b"ftyp"
 
 
 async def test_download_of_unknown_video_is_not_found(

@@ -34,6 +34,7 @@ from aivideo_async._exceptions import (
     SessionNotFound,
     StreamIdleTimeout,
     SubmissionOutcomeUnknown,
+    TotalTimeout,
     UnsupportedMedia,
 )
 from aivideo_async._models import JobState
@@ -619,6 +620,25 @@ async def test_download_refetches_an_expired_url_then_falls_back(
         assert path.read_bytes()[4:8] == b"ftyp"
         # URL (403), fresh URL (403), then the API download path.
         assert requests(emulator, "nemovideo.download") == downloads + 3
+
+
+async def test_a_render_download_past_its_deadline_is_a_total_timeout(
+    emulator: Emulator, tmp_path: pathlib.Path
+) -> None:
+    """``download_render(deadline=)``: a trickling file is cut, nothing is left behind."""
+    async with client(emulator, tmp_path) as nemo:
+        sid = await session_with_draft(nemo, emulator)
+        render_id = await nemo.submit_render(sid, await nemo.state(sid))
+        await finish_render(nemo, emulator, render_id)
+        emulator.add_fault(FaultRule(endpoint="nemovideo.download", kind="trickle", times=1))
+        out = tmp_path / "out"
+        out.mkdir()
+        with anyio.fail_after(10), pytest.raises(TotalTimeout) as caught:
+            await nemo.download_render(render_id, out / "a.mp4", deadline=0.3)
+        assert caught.value.provider == "nemovideo"
+        assert await anyio.Path(out / "a.mp4").exists() is False
+        path = await nemo.download_render(render_id, out / "a.mp4", deadline=30)
+        assert path.read_bytes()[4:8] == b"ftyp"
 
 
 async def test_failed_render_maps_to_failed(

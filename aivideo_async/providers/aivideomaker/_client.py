@@ -33,7 +33,13 @@ from ..._models import JobResult, JobState, JobStatus
 from ..._secret import Secret
 from ..._types import Clock, RandomSource, Sleep, anyio_sleep, monotonic_clock, system_random
 from .._base import JobSpec
-from .._common import VIDEO_TYPES, KeyHeaderClient, download_signed, sniff_media_type
+from .._common import (
+    VIDEO_TYPES,
+    KeyHeaderClient,
+    by_deadline,
+    download_signed,
+    sniff_media_type,
+)
 from . import _wire
 from ._wire import Task
 
@@ -464,22 +470,38 @@ class AIVideoMaker(KeyHeaderClient):
         dest: str | os.PathLike[str],
         *,
         progress: Callable[[int, int | None], None] | None = None,
+        deadline: float | None = None,
     ) -> pathlib.Path:
         """
         Download a finished task's video atomically to ``dest``.
 
         The URL is ``output.videoUrl`` or ``output.url``; a ``str`` target (a
         task id) is looked up first. A 403 from an expired signed URL reads the
-        task again for a fresh URL, once (RELIABILITY #33).
+        task again for a fresh URL, once (RELIABILITY #33). ``deadline``
+        (seconds) bounds the whole download, lookups and retries included.
 
         Raises:
             DownloadError: the task has no output URL (not completed).
+            TotalTimeout: the deadline passed (the temporary file is removed).
 
         Example::
 
             result = await handle
-            await avm.download(result, "out/clip.mp4")
+            await avm.download(result, "out/clip.mp4", deadline=600)
         """
+        return await by_deadline(
+            deadline,
+            lambda: self._download(target, dest, progress),
+            provider=_wire.PROVIDER,
+            what=f"the download to {os.fspath(dest)!r}",
+        )
+
+    async def _download(
+        self,
+        target: JobResult | str,
+        dest: str | os.PathLike[str],
+        progress: Callable[[int, int | None], None] | None,
+    ) -> pathlib.Path:
         job_id = target if isinstance(target, str) else target.job_id
 
         async def fresh_url() -> str:

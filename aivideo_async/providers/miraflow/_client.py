@@ -32,7 +32,13 @@ from ..._models import JobResult, JobState, JobStatus
 from ..._secret import Secret
 from ..._types import Clock, RandomSource, Sleep, anyio_sleep, monotonic_clock, system_random
 from .._base import JobSpec
-from .._common import VIDEO_TYPES, KeyHeaderClient, download_signed, sniff_media_type
+from .._common import (
+    VIDEO_TYPES,
+    KeyHeaderClient,
+    by_deadline,
+    download_signed,
+    sniff_media_type,
+)
 from . import _wire
 from ._wire import Avatar, Video, VideoMetadata, Voice
 
@@ -695,6 +701,7 @@ class Miraflow(KeyHeaderClient):
         dest: str | os.PathLike[str],
         *,
         progress: Callable[[int, int | None], None] | None = None,
+        deadline: float | None = None,
     ) -> pathlib.Path:
         """
         Download a finished job's file atomically to ``dest``.
@@ -702,13 +709,28 @@ class Miraflow(KeyHeaderClient):
         Videos: ``GET /api/video/{id}/download`` by ``videoId``, falling back to
         the job id (CONFLICT §1.2). Images: the signed ``downloadUrl``. A 403
         from an expired signed URL refetches once (RELIABILITY #33). A ``str``
-        target is taken as a video (or job) id.
+        target is taken as a video (or job) id. ``deadline`` (seconds) bounds
+        the whole download, lookups and retries included: past it the download
+        stops, its temporary file is removed and :class:`TotalTimeout` is raised.
 
         Example::
 
             result = await handle           # or JobResult from poll()
-            path = await mira.download(result, "out/teaser.mp4")
+            path = await mira.download(result, "out/teaser.mp4", deadline=600)
         """
+        return await by_deadline(
+            deadline,
+            lambda: self._download(target, dest, progress),
+            provider=_wire.PROVIDER,
+            what=f"the download to {os.fspath(dest)!r}",
+        )
+
+    async def _download(
+        self,
+        target: JobResult | str,
+        dest: str | os.PathLike[str],
+        progress: Callable[[int, int | None], None] | None,
+    ) -> pathlib.Path:
         if isinstance(target, str):
             target = JobResult(provider=_wire.PROVIDER, kind="video", job_id=target)
         if target.kind == "image":

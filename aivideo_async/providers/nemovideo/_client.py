@@ -60,7 +60,7 @@ from ..._types import (
 )
 from ..._version import __version__
 from .._base import JobSpec
-from .._common import VIDEO_TYPES, error_mapper, resolve_api_key
+from .._common import VIDEO_TYPES, by_deadline, error_mapper, resolve_api_key
 from ._chat import ChatEvent, StreamError, TextEvent, ToolCall, iter_chat_events
 from ._draft import Draft, timeline_summary
 from ._wire import (
@@ -1047,6 +1047,7 @@ class NemoVideo:
         dest: str | os.PathLike[str],
         *,
         max_bytes: int | None = None,
+        deadline: float | None = None,
     ) -> pathlib.Path:
         """
         Download a completed render atomically to ``dest``.
@@ -1054,17 +1055,32 @@ class NemoVideo:
         It fetches ``output.url`` (no credentials go to it); a 403 there (an
         expired signed URL) refetches the status once for a fresh URL; when
         the URL is missing or cannot be reached it falls back to
-        ``GET /api/render/proxy/<id>/download``.
+        ``GET /api/render/proxy/<id>/download``. ``deadline`` (seconds)
+        bounds the whole download, lookups and retries included.
 
         Raises:
             DownloadError: the render is not completed, or the file could not
                 be written.
+            TotalTimeout: the deadline passed (the temporary file is removed).
 
         Example:
             Plain block::
 
-                path = await nemo.download_render(render_id, "out/sunset.mp4")
+                path = await nemo.download_render(render_id, "out/sunset.mp4", deadline=600)
         """
+        return await by_deadline(
+            deadline,
+            lambda: self._download_render(render, dest, max_bytes),
+            provider=PROVIDER,
+            what=f"the download to {os.fspath(dest)!r}",
+        )
+
+    async def _download_render(
+        self,
+        render: str | RenderStatus,
+        dest: str | os.PathLike[str],
+        max_bytes: int | None,
+    ) -> pathlib.Path:
         status = render if isinstance(render, RenderStatus) else await self.render_status(render)
         if status.job_status.state is not JobState.SUCCEEDED:
             raise DownloadError(
