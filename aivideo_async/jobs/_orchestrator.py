@@ -680,13 +680,7 @@ class Orchestrator:
                 if not (new_attempt and self._resubmit_refused and refused):
                     raise _rebuild_rejection(entry)
                 self._stats["resubmitted_refused"] += 1
-                return await self.journal.transition(
-                    entry.key,
-                    S.PLANNED,
-                    attempt=entry.attempt + 1,
-                    owner=self.owner,
-                    lease_until=self._wall() + self._lease_seconds,
-                )
+                return await self._next_attempt(entry)
             case S.NOT_SENT:
                 if not self._resubmit_not_sent:
                     raise SubmissionNotSent(
@@ -697,13 +691,7 @@ class Orchestrator:
                         provider=entry.provider,
                         endpoint=entry.endpoint,
                     )
-                return await self.journal.transition(
-                    entry.key,
-                    S.PLANNED,
-                    attempt=entry.attempt + 1,
-                    owner=self.owner,
-                    lease_until=self._wall() + self._lease_seconds,
-                )
+                return await self._next_attempt(entry)
             case S.SENDING | S.UNKNOWN:
                 # SENDING here is a create in flight in a process that stopped (or
                 # another live worker's): its outcome is unknown. Never resend.
@@ -797,6 +785,7 @@ class Orchestrator:
                 )
 
     async def _next_attempt(self, entry: JournalEntry) -> JournalEntry:
+        """``entry`` (rejected or not sent: no job exists) back to planned, as its next attempt."""
         return await self.journal.transition(
             entry.key,
             S.PLANNED,
