@@ -535,6 +535,10 @@ class Orchestrator:
         """
         Send the create of ``spec`` at most once and return the job's handle.
 
+        The create goes through the backend registered for ``spec.provider``;
+        with none, through the client that built the spec
+        (:attr:`JobSpec.origin`), which is registered from then on.
+
         Args:
             spec: what to create (from a provider client).
             key: your request key (at most 255 printable characters). A key
@@ -556,8 +560,9 @@ class Orchestrator:
                 or refused an earlier one and creates are blocked (no call,
                 RELIABILITY #14; see :meth:`unblock_creates`).
             APIStatusError: the provider rejected the create (its typed subclass).
-            InvalidInput: bad key, unknown provider, a payload the journal
-                refuses, or a key reused with a different payload.
+            InvalidInput: bad key, no backend for the provider (and no
+                ``spec.origin``), a payload the journal refuses, or a key
+                reused with a different payload.
 
         Example::
 
