@@ -724,6 +724,12 @@ class Orchestrator:
 
     def _track(self, entry: JournalEntry) -> JobHandle:
         assert entry.job_id is not None
+        if entry.match_tag is not None:
+            # A job from the journal (resume, reconcile): tell its backend what
+            # it would know had it created the job in this process.
+            remember = getattr(self._backends.get(entry.provider), "remember", None)
+            if remember is not None:
+                remember(entry.to_spec(), entry.job_id)
         handle = self.scheduler.track(
             provider=entry.provider,
             kind=entry.kind,

@@ -94,6 +94,10 @@ class JobBackend(Protocol):
     journal key before journaling, so a backend can tie what it sends to the
     key (Miraflow derives the match tag in a video's name from it). It must
     be pure and deterministic: the same spec and key give the same spec.
+    Likewise optional, ``remember(spec, job_id) -> None`` is called when the
+    orchestrator tracks a job it did not create in this process (``resume``,
+    ``reconcile``), so a backend can learn what its own ``create`` would have
+    noted (Miraflow: the match tag that lets its list call answer for the job).
 
     Example:
         >>> import aivideo_async as av

@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -351,3 +352,35 @@ async def test_the_client_that_built_a_spec_is_registered_on_submit(
         assert (await (await orch.submit(mira.image(prompt="a fox")))).provider == "miraflow"
         assert creates(emu, "aivideomaker") == 3
         assert creates(emu, "miraflow") == 1
+
+
+@pytest.mark.anyio
+async def test_after_a_restart_miraflow_lists_answer_for_journaled_videos(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    """
+    ``resume`` hands each journaled job's match tag to its backend
+    (``Miraflow.remember``): a new process's client matches finished videos in
+    one ``GET /api/videos``, as the client that created them would have,
+    instead of a status poll per job.
+    """
+    journal = tmp_path / "jobs.sqlite"
+    async with (
+        Miraflow("mf-key", base_url=emu.base_url) as first,
+        Orchestrator(journal=journal, backends=[first], poll_policy=POLL) as orch,
+    ):
+        for n in range(3):
+            spec = first.video(avatar_id=AVATAR, name=f"v{n}", text=f"Hello {n}")
+            await orch.submit(spec, key=f"row-{n}")
+    emu.advance(600)  # all three finished while no process was running
+    statuses = emu.stats()["requests_by_endpoint"].get("miraflow.status", 0)
+    async with (
+        Miraflow("mf-key", base_url=emu.base_url) as second,
+        Orchestrator(journal=journal, backends=[second], poll_policy=POLL) as orch,
+    ):
+        handles = await orch.resume()
+        results = await orch.gather(handles)
+        assert len(results) == 3
+        assert all(r.media_id for r in results)
+        assert orch.scheduler.stats()["coalesced_jobs"] >= 3
+    assert emu.stats()["requests_by_endpoint"].get("miraflow.status", 0) == statuses

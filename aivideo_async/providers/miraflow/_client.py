@@ -454,6 +454,19 @@ class Miraflow(KeyHeaderClient):
         """
         return _wire.bind_key(spec, key)
 
+    def remember(self, spec: JobSpec, job_id: str) -> None:
+        """
+        Note ``spec``'s match tag for ``job_id``, as :meth:`create` does (called
+        by the orchestrator for jobs from the journal): after a restart, the
+        videos list then answers for the job again (:meth:`poll_many`).
+
+        Example:
+            >>> mira = Miraflow("k")
+            >>> mira.remember(mira.video(avatar_id="a1", name="n", text="t", key="r1"), "job-1")
+        """
+        if spec.match_tag is not None:
+            self._tags[job_id] = spec.match_tag
+
     async def poll(self, kind: str, job_id: str) -> JobStatus:
         """
         :meth:`JobBackend.poll`: the status of a ``video``, ``image`` or ``job``.
