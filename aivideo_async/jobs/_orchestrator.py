@@ -621,6 +621,28 @@ class Orchestrator:
                 entry = answer
             return await self._send(scheduler, backend, spec, entry)
 
+    def poke(self, provider: str, job_id: str) -> bool:
+        """
+        Poll a tracked job now rather than at its next scheduled time: call it
+        from your webhook endpoint when the provider says a job changed. The
+        callback's content is not trusted (anyone can post to a URL): only the
+        poll that follows says what happened, within the provider's budget.
+
+        Returns:
+            ``True`` if the job was waiting for its next poll; ``False`` for a
+            job this orchestrator does not track (or no longer: finished), or
+            one already being polled.
+
+        Example::
+
+            async def on_callback(request: web.Request) -> web.Response:
+                task_id = avm.webhook_job_id(await request.json())
+                if task_id is not None:
+                    orch.poke("aivideomaker", task_id)
+                return web.Response(status=204)
+        """
+        return self.scheduler.poll_now(provider, job_id)
+
     def unblock_creates(self, provider: str) -> None:
         """
         Allow creates of ``provider`` again after an insufficient-credits refusal

@@ -360,6 +360,7 @@ class Scheduler:
                 "stuck",
                 "unknown_statuses",
                 "backwards",
+                "poked",
             ),
             0,
         )
@@ -454,6 +455,28 @@ class Scheduler:
         jobs[job_id] = handle
         self._schedule(handle, max(now, created + self._delay(policy, 0)))
         return handle
+
+    def poll_now(self, provider: str, job_id: str) -> bool:
+        """
+        Poll a tracked job as soon as its provider's budget allows, instead of
+        at its next scheduled time (a webhook said it changed). The poll, not
+        the caller, says what happened; budgets and pauses still apply.
+
+        Returns:
+            ``True`` if the job was waiting for its next poll; ``False`` for an
+            unknown or finished job, or one already due or being polled.
+
+        Example::
+
+            scheduler.poll_now("aivideomaker", task_id)
+        """
+        jobs = self._jobs.get(provider)
+        handle = None if jobs is None else jobs.get(job_id)
+        if handle is None or handle._s_phase is not _Phase.SCHEDULED:
+            return False
+        self._stats["poked"] += 1
+        self._schedule(handle, self._clock())  # the earlier heap entry goes stale
+        return True
 
     def add_backend(
         self, name: str, backend: JobBackend, limits: ProviderLimits | None = None

@@ -13,12 +13,16 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import anyio.lowlevel
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from aivideo_async._config import PollPolicy, Timeouts
 from aivideo_async._exceptions import InvalidInput, RateLimited, SubmissionOutcomeUnknown
+from aivideo_async._models import JobState
 from aivideo_async.emulator import Emulator, EmulatorConfig, FaultRule, run_emulator
 from aivideo_async.jobs._journal import JournalEntry, SubmissionState
 from aivideo_async.jobs._orchestrator import Orchestrator, ReconcileOutcome
@@ -384,3 +388,58 @@ async def test_after_a_restart_miraflow_lists_answer_for_journaled_videos(
         assert all(r.media_id for r in results)
         assert orch.scheduler.stats()["coalesced_jobs"] >= 3
     assert emu.stats()["requests_by_endpoint"].get("miraflow.status", 0) == statuses
+
+
+@pytest.mark.anyio
+async def test_a_webhook_poke_polls_at_once_and_its_body_is_not_trusted(
+    emu: Emulator, clients: Clients
+) -> None:
+    """
+    With a 60 s poll cadence, a task whose ``webhookUrl`` callback arrives is
+    polled at once (``Orchestrator.poke``) and resolves in well under 60 s. A
+    forged callback ("COMPLETED" for a task still queued) only causes a poll,
+    which sees the task queued: the handle stays unresolved.
+    """
+    _, avm = clients
+    running: list[Orchestrator] = []
+    pokes: list[bool] = []
+
+    async def on_callback(request: web.Request) -> web.Response:
+        task_id = AIVideoMaker.webhook_job_id(await request.json())
+        assert task_id is not None
+        pokes.append(running[0].poke("aivideomaker", task_id))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hooks/aivideomaker", on_callback)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    hook = str(server.make_url("/hooks/aivideomaker"))
+    slow = PollPolicy(initial=60.0, cap=60.0, jitter=False, deadline=None, stuck_after=None)
+    try:
+        async with Orchestrator(backends=[avm], poll_policy=slow) as orch:
+            running.append(orch)
+            real = await orch.submit(avm.text_to_video(prompt="a poked llama", webhook_url=hook))
+            emu.advance(600)  # it completes; the emulator posts its callback
+            with anyio.fail_after(10):
+                result = await real
+            assert result.job_id == real.job_id
+            assert pokes == [True]
+
+            queued = await orch.submit(avm.text_to_video(prompt="a llama still in line"))
+            updates = queued.updates()
+            async with aiohttp.ClientSession() as http:
+                forged = {"id": queued.job_id, "status": "COMPLETED"}
+                async with http.post(hook, json=forged) as answer:
+                    assert answer.status == 204
+            with anyio.fail_after(10):
+                seen = await updates.__anext__()
+            await updates.aclose()
+            assert seen.state is JobState.QUEUED
+            assert not queued.done()
+            assert pokes == [True, True]
+            assert orch.scheduler.stats()["poked"] == 2
+            assert not orch.poke("aivideomaker", real.job_id)  # finished: nothing to poll
+            assert not orch.poke("aivideomaker", "cknosuchtask")
+    finally:
+        await server.close()

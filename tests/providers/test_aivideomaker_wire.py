@@ -411,3 +411,45 @@ def test_error_mapping_is_total(status: int, body: Any, endpoint: str) -> None:
     if err is not None:
         assert err.status_code == status
         assert err.provider == "aivideomaker"
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://hooks.example/cb", True),
+        ("http://127.0.0.1:8123/cb", True),
+        ("http://localhost/cb", True),
+        ("http://[::1]:9/cb", True),
+        ("http://hooks.example/cb", False),
+        ("http://10.0.0.1/cb", False),
+        ("ftp://127.0.0.1/cb", False),
+        ("https://hooks.example/c b", False),
+        (42, False),
+    ],
+)
+def test_webhook_urls_are_https_or_loopback_http(url: object, ok: bool) -> None:
+    if ok:
+        spec = w.build_text_to_video(prompt="x", webhook_url=url)  # type: ignore[arg-type]
+        assert spec.meta["headers"] == {"webhookUrl": url}
+    else:
+        with pytest.raises(InvalidInput) as info:
+            w.build_text_to_video(prompt="x", webhook_url=url)  # type: ignore[arg-type]
+        assert info.value.field == "webhook_url"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"id": "cktask0001", "status": "COMPLETED"}, "cktask0001"),
+        ({"taskId": "cktask0002"}, "cktask0002"),
+        ({"id": "../../etc/passwd"}, None),
+        ({"id": "a/b"}, None),
+        ({"id": 7}, None),
+        ({"status": "COMPLETED"}, None),
+        (["cktask0001"], None),
+        ("cktask0001", None),
+        (None, None),
+    ],
+)
+def test_a_callback_names_a_task_id_or_nothing(body: object, expected: str | None) -> None:
+    assert w.webhook_job_id(body) == expected

@@ -377,6 +377,20 @@ class AIVideoMaker(KeyHeaderClient):
             if task.id in wanted
         }
 
+    @staticmethod
+    def webhook_job_id(body: object) -> str | None:
+        """
+        The task id a ``webhookUrl`` callback names (its decoded JSON body), or
+        ``None``. Only the id is read: pass it to :meth:`Orchestrator.poke`,
+        and the poll that follows says what happened (a callback can be
+        forged; a poll cannot).
+
+        Example:
+            >>> AIVideoMaker.webhook_job_id({"id": "cktask0001", "status": "COMPLETED"})
+            'cktask0001'
+        """
+        return _wire.webhook_job_id(body)
+
     def supports_cancel(self, kind: str) -> bool:
         """
         Tasks can be cancelled (while ``SUBMITTED`` only).

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import attrs
+from yarl import URL
 
 from ..._exceptions import (
     APIStatusError,
@@ -29,10 +30,12 @@ from ..._exceptions import (
     ServerError,
 )
 from ..._models import JobResult, JobState, JobStatus
+from ..._session import _is_loopback, validate_path_id
 from .._base import JobSpec
 from .._common import make_converter, structure
 
 __all__ = [
+    "webhook_job_id",
     "PROVIDER",
     "DEFAULT_BASE_URL",
     "ENV_API_KEY",
@@ -383,15 +386,43 @@ def validate_payload(model: str, payload: Mapping[str, Any]) -> dict[str, Any]:
 def _validate_webhook(webhook_url: object) -> str | None:
     if webhook_url is None:
         return None
-    if (
-        not isinstance(webhook_url, str)
-        or not webhook_url.startswith("https://")
-        or any(ch.isspace() for ch in webhook_url)
-    ):
-        raise InvalidInput(
-            field="webhook_url", value=webhook_url, expected="an https:// URL", provider=PROVIDER
-        )
-    return webhook_url
+    if isinstance(webhook_url, str) and not any(ch.isspace() for ch in webhook_url):
+        if webhook_url.startswith("https://"):
+            return webhook_url
+        # Plain http only to this machine (the emulator, tests; RELIABILITY #40).
+        host = URL(webhook_url).host if webhook_url.startswith("http://") else None
+        if host is not None and _is_loopback(host):
+            return webhook_url
+    raise InvalidInput(
+        field="webhook_url",
+        value=webhook_url,
+        expected="an https:// URL (http:// only to a loopback host)",
+        provider=PROVIDER,
+    )
+
+
+def webhook_job_id(body: object) -> str | None:
+    """
+    The task id a status callback names (its task-detail JSON: ``id`` or
+    ``taskId``), or ``None`` when the body names no valid id. Nothing else in
+    the body is read: a callback is a hint to poll, not a status.
+
+    Example:
+        >>> webhook_job_id({"id": "cktask0001", "status": "COMPLETED"})
+        'cktask0001'
+        >>> webhook_job_id({"id": "../etc"}) is None, webhook_job_id("x") is None
+        (True, True)
+    """
+    if not isinstance(body, Mapping):
+        return None
+    for field in ("id", "taskId"):
+        value = body.get(field)
+        if isinstance(value, str):
+            try:
+                return validate_path_id(field, value)
+            except InvalidInput:
+                return None
+    return None
 
 
 def build_generate(
