@@ -330,6 +330,13 @@ def mf_download(
     job_id: Annotated[str, typer.Argument(help="Video id / job id, or an image job id.")],
     dest: Annotated[Path, typer.Argument(help="Where to write the file.")],
     kind: Kind = "video",
+    deadline: Annotated[
+        float | None,
+        typer.Option(
+            "--deadline",
+            help="Give up after this many seconds (exit 4; no partial file is left).",
+        ),
+    ] = None,
     base_url: BaseUrl = None,
     json_output: JsonOut = False,
 ) -> None:
@@ -344,7 +351,7 @@ def mf_download(
             make_console().print(f"downloaded {size} bytes to {path}")
 
     result = JobResult(provider="miraflow", kind=kind, job_id=job_id)
-    _query("miraflow", base_url, lambda c: c.mira.download(result, dest), show)
+    _query("miraflow", base_url, lambda c: c.mira.download(result, dest, deadline=deadline), show)
 
 
 # -- aivideomaker ---------------------------------------------------------------------------

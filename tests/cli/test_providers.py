@@ -141,3 +141,33 @@ def test_nemo_chat_state_credits_and_export(emulator_proc: EmulatorProcess, tmp_
     )
     assert export.exit_code == 0, export.output
     assert out.stat().st_size > 0
+
+
+@pytest.mark.usefixtures("keys")
+def test_a_download_past_its_deadline_exits_4_and_leaves_no_file(
+    emulator_proc: EmulatorProcess, tmp_path: Path
+) -> None:
+    made = aivideo(
+        "miraflow",
+        "generate-image",
+        "--prompt",
+        "a red fox",
+        "--yes",
+        "--json",
+        "--wait",
+        *emulator_proc.url,
+    )
+    assert made.exit_code == 0, made.output
+    job_id = json.loads(made.stdout)["job_id"]
+    emulator_proc.set_faults([{"endpoint": "miraflow.download", "kind": "trickle", "times": 1}])
+    dest = tmp_path / "fox.png"
+    args = ["miraflow", "download", job_id, str(dest), "--kind", "image", *emulator_proc.url]
+    slow = aivideo(*args, "--deadline", "0.3")
+    assert slow.exit_code == ExitCode.TRANSPORT, slow.output
+    assert "deadline" in slow.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    bad = aivideo(*args, "--deadline", "-1")
+    assert bad.exit_code == ExitCode.USAGE, bad.output
+    done = aivideo(*args, "--deadline", "30", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["bytes"] == dest.stat().st_size > 0
