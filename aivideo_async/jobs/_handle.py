@@ -44,7 +44,8 @@ logger = logging.getLogger("aivideo_async.jobs")
 @attrs.frozen(kw_only=True)
 class JobUpdate:
     """
-    One state or progress change of a job, as :meth:`JobHandle.updates` yields it.
+    One state or progress change of a job, as :meth:`JobHandle.updates` (one
+    job) and :meth:`Orchestrator.updates` (every job) yield it.
 
     Attributes:
         handle_key: the journal key of the job.
@@ -53,6 +54,7 @@ class JobUpdate:
         progress: fraction done in ``[0, 1]``, or ``None`` when not reported.
         raw_status: the provider's own status string.
         at: the scheduler clock time of the observation.
+        provider: the provider name (``""`` when built by hand without one).
 
     Example:
         >>> u = JobUpdate(handle_key="k", job_id="j1", state=JobState.RUNNING,
@@ -67,6 +69,7 @@ class JobUpdate:
     progress: float | None
     raw_status: str
     at: float
+    provider: str = ""
 
 
 class _Phase(enum.IntEnum):

@@ -62,7 +62,7 @@ from .._exceptions import (
 from .._models import JobResult
 from .._types import Clock, RandomSource, Sleep, anyio_sleep, jitter_random, monotonic_clock
 from ..providers._base import JobBackend, JobSpec
-from ._handle import JobHandle
+from ._handle import JobHandle, JobUpdate
 from ._journal import (
     ErrorInfo,
     JobOutcome,
@@ -620,6 +620,22 @@ class Orchestrator:
                     return answer
                 entry = answer
             return await self._send(scheduler, backend, spec, entry)
+
+    def updates(self) -> AsyncIterator[JobUpdate]:
+        """
+        Return an async iterator of every state or progress change of every
+        job this orchestrator tracks, from now on: one stream for a dashboard
+        or a progress log, instead of one ``handle.updates()`` per job. Each
+        :class:`JobUpdate` carries its ``provider`` and journal key. It ends
+        when the orchestrator stops; ``aclose()`` unsubscribes early.
+
+        Example::
+
+            async def log_progress(orch: Orchestrator) -> None:
+                async for u in orch.updates():
+                    print(f"{u.provider} {u.handle_key}: {u.state.value} {u.progress or 0:.0%}")
+        """
+        return self.scheduler.updates()
 
     def poke(self, provider: str, job_id: str) -> bool:
         """

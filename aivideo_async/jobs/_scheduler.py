@@ -41,7 +41,7 @@ import heapq
 import logging
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -66,7 +66,7 @@ from .._exceptions import (
 from .._models import JobResult, JobState, JobStatus
 from .._types import Clock, RandomSource, Sleep, anyio_sleep, jitter_random, monotonic_clock
 from ..providers._base import JobBackend
-from ._handle import JobHandle, JobUpdate, _Phase
+from ._handle import JobHandle, JobUpdate, _Phase, _Subscriber
 
 __all__ = ["ProviderLimits", "Scheduler"]
 
@@ -222,6 +222,41 @@ class _Provider:
         return (1.0 - self.tokens) / (self.limits.rate * self.rate_factor)
 
 
+class _AllUpdates:
+    """The async iterator :meth:`Scheduler.updates` returns (subscribed at creation)."""
+
+    __slots__ = ("_scheduler", "_sub")
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+        self._sub: _Subscriber | None = None
+        if not scheduler._stopped:
+            self._sub = _Subscriber()
+            scheduler._watchers.append(self._sub)
+
+    def __aiter__(self) -> _AllUpdates:
+        return self
+
+    async def __anext__(self) -> JobUpdate:
+        while (sub := self._sub) is not None:
+            if sub.buffer:
+                return sub.buffer.popleft()
+            if self._scheduler._stopped:
+                break
+            if sub.event is None:
+                sub.event = anyio.Event()
+            await sub.event.wait()
+        await self.aclose()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Unsubscribe; the iterator then ends."""
+        sub, self._sub = self._sub, None
+        watchers = self._scheduler._watchers
+        if sub is not None and sub in watchers:
+            watchers.remove(sub)
+
+
 # (provider, kind, due jobs, piggybacked jobs with the due time they had)
 _Batch = tuple[_Provider, str, list[JobHandle], list[tuple[JobHandle, float]]]
 _NO_EXTRAS: Final[list[tuple[JobHandle, float]]] = []  # shared, never mutated: no piggyback
@@ -336,6 +371,8 @@ class Scheduler:
         # Dispatched polls wait here for a worker; idle workers wait on an event.
         # (A plain deque: an anyio memory stream cost a third of the CPU per poll.)
         self._queue: deque[_Batch] = deque()
+        self._watchers: list[_Subscriber] = []  # Scheduler.updates() consumers
+        self._stopped = False
         self._idle_workers: list[anyio.Event] = []
         self._self_serve = 0
         self._tg: anyio.abc.TaskGroup | None = None
@@ -398,6 +435,10 @@ class Scheduler:
         tg.cancel_scope.cancel()
         self._tg = None
         self._idle_workers.clear()
+        self._stopped = True
+        watchers, self._watchers = self._watchers, []
+        for watcher in watchers:
+            watcher.push(None)  # wake it: the iterator ends
 
     # -- public API -----------------------------------------------------------------
 
@@ -455,6 +496,22 @@ class Scheduler:
         jobs[job_id] = handle
         self._schedule(handle, max(now, created + self._delay(policy, 0)))
         return handle
+
+    def updates(self) -> AsyncIterator[JobUpdate]:
+        """
+        Return an async iterator of every state or progress change of every
+        tracked job, from now on (what each handle's ``updates()`` yields, all
+        together, with ``provider`` set). It ends when the scheduler stops;
+        ``aclose()`` unsubscribes early. Consume it promptly: it buffers what
+        it has not yet yielded. A job that ends by its deadline, a cancel or a
+        404 has no provider state to report: its handle says so.
+
+        Example::
+
+            async for update in scheduler.updates():
+                print(update.provider, update.handle_key, update.state.value)
+        """
+        return _AllUpdates(self)
 
     def poll_now(self, provider: str, job_id: str) -> bool:
         """
@@ -1238,7 +1295,7 @@ class Scheduler:
         state = status.state
         if _rank(state) == 2:
             handle.status = status
-            handle._publish(self._update(handle, status, now))
+            self._emit(handle, status, now)
             if self._finish_terminal(handle, status):
                 resolved.append(handle)
             return
@@ -1268,7 +1325,7 @@ class Scheduler:
             handle.status = status
             handle._s_changed = now
             handle._s_flags &= ~_FLAG_STUCK
-            handle._publish(self._update(handle, status, now))
+            self._emit(handle, status, now)
         else:
             handle.status = status
         policy: PollPolicy = handle._s_policy
@@ -1307,16 +1364,20 @@ class Scheduler:
             and status.progress < previous.progress
         )
 
-    @staticmethod
-    def _update(handle: JobHandle, status: JobStatus, now: float) -> JobUpdate:
-        return JobUpdate(
+    def _emit(self, handle: JobHandle, status: JobStatus, now: float) -> None:
+        """Publish a change to the job's own consumers and to :meth:`updates` ones."""
+        update = JobUpdate(
             handle_key=handle.key,
             job_id=handle.job_id,
             state=status.state,
             progress=status.progress,
             raw_status=status.raw_status,
             at=now,
+            provider=handle.provider,
         )
+        handle._publish(update)
+        for watcher in self._watchers:
+            watcher.push(update)
 
     def _finish_terminal(self, handle: JobHandle, status: JobStatus) -> bool:
         ids: dict[str, Any] = {

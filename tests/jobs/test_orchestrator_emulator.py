@@ -443,3 +443,42 @@ async def test_a_webhook_poke_polls_at_once_and_its_body_is_not_trusted(
             assert not orch.poke("aivideomaker", "cknosuchtask")
     finally:
         await server.close()
+
+
+@pytest.mark.anyio
+async def test_one_stream_of_every_jobs_updates(emu: Emulator, clients: Clients) -> None:
+    """``Orchestrator.updates()``: every job's changes, with provider and key; ends on exit."""
+    seen: list[Any] = []
+
+    async def collect(stream: Any) -> None:
+        async for update in stream:
+            seen.append(update)
+
+    with anyio.fail_after(30):  # (the stream must end when the orchestrator stops)
+        async with (
+            anyio.create_task_group() as tg,
+            Orchestrator(backends=backends(clients), poll_policy=POLL) as orch,
+        ):
+            tg.start_soon(collect, orch.updates())
+            late = orch.updates()
+            await late.aclose()  # unsubscribed: sees nothing, ends at once
+            assert [u async for u in late] == []
+            handles = [
+                await orch.submit(make_spec(clients, provider, key), key=key)
+                for provider, key in [
+                    ("miraflow", "m1"),
+                    ("aivideomaker", "a1"),
+                    ("miraflow", "m2"),
+                ]
+            ]
+            emu.advance(600)
+            await orch.gather(handles)
+    # The orchestrator stopped: the stream ended and collect() returned.
+    by_key: dict[str, list[Any]] = {}
+    for update in seen:
+        by_key.setdefault(update.handle_key, []).append(update)
+    assert set(by_key) == {"m1", "a1", "m2"}
+    for key, updates in by_key.items():
+        assert {u.provider for u in updates} == {"aivideomaker" if key == "a1" else "miraflow"}
+        assert updates[-1].state is JobState.SUCCEEDED
+        assert [u.at for u in updates] == sorted(u.at for u in updates)
