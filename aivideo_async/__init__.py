@@ -95,6 +95,7 @@ from .jobs import ReconcileOutcome as ReconcileOutcome
 from .jobs import ReconcileResult as ReconcileResult
 from .jobs import SQLiteJournal as SQLiteJournal
 from .jobs import SubmissionState as SubmissionState
+from .jobs import UpdateStream as UpdateStream
 from .providers._base import JobBackend as JobBackend
 from .providers._base import JobSpec as JobSpec
 from .providers.aivideomaker import AIVideoMaker as AIVideoMaker
@@ -145,6 +146,7 @@ __all__ = [
     "JobStatus",
     "JobTimeout",
     "JobUpdate",
+    "UpdateStream",
     "Journal",
     "JournalEntry",
     "Limits",

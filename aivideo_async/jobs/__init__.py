@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ._handle import JobHandle as JobHandle
 from ._handle import JobUpdate as JobUpdate
+from ._handle import UpdateStream as UpdateStream
 from ._journal import SCHEMA_VERSION as SCHEMA_VERSION
 from ._journal import ErrorInfo as ErrorInfo
 from ._journal import JobOutcome as JobOutcome
@@ -35,6 +36,7 @@ __all__ = [
     "JobHandle",
     "JobOutcome",
     "JobUpdate",
+    "UpdateStream",
     "Journal",
     "JournalEntry",
     "MemoryJournal",

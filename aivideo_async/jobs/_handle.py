@@ -15,8 +15,8 @@ from __future__ import annotations
 import enum
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 import attrs
@@ -70,6 +70,30 @@ class JobUpdate:
     raw_status: str
     at: float
     provider: str = ""
+
+
+class UpdateStream(Protocol):
+    """
+    What ``updates()`` returns (:meth:`JobHandle.updates`,
+    :meth:`Orchestrator.updates`): an async iterator of :class:`JobUpdate`
+    that may be closed early with :meth:`aclose`.
+
+    Example::
+
+        stream = orch.updates()
+        async for update in stream:
+            if update.state.is_terminal:
+                break
+        await stream.aclose()  # unsubscribe: nothing more is buffered for it
+    """
+
+    def __aiter__(self) -> UpdateStream: ...
+
+    async def __anext__(self) -> JobUpdate: ...
+
+    async def aclose(self) -> None:
+        """Unsubscribe; the iterator then ends."""
+        ...
 
 
 class _Phase(enum.IntEnum):
@@ -410,7 +434,7 @@ class JobHandle:
         if self._callbacks is not None and fn in self._callbacks:
             self._callbacks.remove(fn)
 
-    def updates(self) -> AsyncIterator[JobUpdate]:
+    def updates(self) -> UpdateStream:
         """
         Return an async iterator of every state or progress change from now on.
 

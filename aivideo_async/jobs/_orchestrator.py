@@ -62,7 +62,7 @@ from .._exceptions import (
 from .._models import JobResult
 from .._types import Clock, RandomSource, Sleep, anyio_sleep, jitter_random, monotonic_clock
 from ..providers._base import JobBackend, JobSpec
-from ._handle import JobHandle, JobUpdate
+from ._handle import JobHandle, UpdateStream
 from ._journal import (
     ErrorInfo,
     JobOutcome,
@@ -621,7 +621,55 @@ class Orchestrator:
                 entry = answer
             return await self._send(scheduler, backend, spec, entry)
 
-    def updates(self) -> AsyncIterator[JobUpdate]:
+    async def submit_many(
+        self,
+        items: Iterable[tuple[JobSpec, str | None]],
+        *,
+        concurrency: int = 8,
+    ) -> list[JobHandle | AIVideoError]:
+        """
+        :meth:`submit` every ``(spec, key)`` pair, at most ``concurrency``
+        creates in flight, and return one outcome per pair, in order: its
+        handle, or the library error its submit raised (a refusal, an unknown
+        outcome, bad input...). One failure does not stop the others, and
+        every create keeps its at-most-once guarantee (a re-run with the same
+        keys sends nothing twice). ``concurrency`` workers in all, however
+        many pairs: no task per pair.
+
+        Raises:
+            InvalidInput: ``concurrency`` is not a positive int.
+
+        Example::
+
+            outcomes = await orch.submit_many((avm.text_to_video(prompt=p), f"row-{i}")
+                                              for i, p in enumerate(prompts))
+            handles = [o for o in outcomes if isinstance(o, JobHandle)]
+            results = await orch.gather(handles, return_exceptions=True)
+        """
+        checked: object = concurrency  # callers may pass anything
+        if isinstance(checked, bool) or not isinstance(checked, int) or checked < 1:
+            raise InvalidInput(field="concurrency", value=concurrency, expected="an int >= 1")
+        pairs = list(items)
+        out: list[JobHandle | AIVideoError | None] = [None] * len(pairs)
+        todo = iter(enumerate(pairs))
+
+        async def worker() -> None:
+            for i, (spec, key) in todo:  # shared: each pair is taken once
+                try:
+                    out[i] = await self.submit(spec, key=key)
+                except AIVideoError as exc:
+                    out[i] = exc
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(concurrency, len(pairs))):
+                tg.start_soon(worker)
+        done: list[JobHandle | AIVideoError] = []
+        for outcome in out:
+            assert outcome is not None  # every pair was taken; other errors propagated
+            done.append(outcome)
+        return done
+
+    def updates(self) -> UpdateStream:
         """
         Return an async iterator of every state or progress change of every
         job this orchestrator tracks, from now on: one stream for a dashboard

@@ -41,7 +41,7 @@ import heapq
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -66,7 +66,7 @@ from .._exceptions import (
 from .._models import JobResult, JobState, JobStatus
 from .._types import Clock, RandomSource, Sleep, anyio_sleep, jitter_random, monotonic_clock
 from ..providers._base import JobBackend
-from ._handle import JobHandle, JobUpdate, _Phase, _Subscriber
+from ._handle import JobHandle, JobUpdate, UpdateStream, _Phase, _Subscriber
 
 __all__ = ["ProviderLimits", "Scheduler"]
 
@@ -497,7 +497,7 @@ class Scheduler:
         self._schedule(handle, max(now, created + self._delay(policy, 0)))
         return handle
 
-    def updates(self) -> AsyncIterator[JobUpdate]:
+    def updates(self) -> UpdateStream:
         """
         Return an async iterator of every state or progress change of every
         tracked job, from now on (what each handle's ``updates()`` yields, all

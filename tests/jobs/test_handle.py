@@ -204,7 +204,7 @@ async def test_unsubscribing_early_removes_the_subscriber() -> None:
         stream = handle.updates()
         assert handle._subs is not None
         assert len(handle._subs) == 1
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         assert handle._subs == []
 
 

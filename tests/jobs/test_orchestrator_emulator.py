@@ -24,6 +24,7 @@ from aivideo_async._config import PollPolicy, Timeouts
 from aivideo_async._exceptions import InvalidInput, RateLimited, SubmissionOutcomeUnknown
 from aivideo_async._models import JobState
 from aivideo_async.emulator import Emulator, EmulatorConfig, FaultRule, run_emulator
+from aivideo_async.jobs._handle import JobHandle
 from aivideo_async.jobs._journal import JournalEntry, SubmissionState
 from aivideo_async.jobs._orchestrator import Orchestrator, ReconcileOutcome
 from aivideo_async.providers._base import JobBackend, JobSpec
@@ -482,3 +483,71 @@ async def test_one_stream_of_every_jobs_updates(emu: Emulator, clients: Clients)
         assert {u.provider for u in updates} == {"aivideomaker" if key == "a1" else "miraflow"}
         assert updates[-1].state is JobState.SUCCEEDED
         assert [u.at for u in updates] == sorted(u.at for u in updates)
+
+
+class CountingCreates:
+    """The real AIVideoMaker client, with the number of creates in flight counted."""
+
+    def __init__(self, inner: AIVideoMaker) -> None:
+        self.inner = inner
+        self.provider = inner.provider
+        self.in_flight = self.most = 0
+
+    async def create(self, spec: JobSpec) -> str:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await anyio.sleep(0.01)  # hold the slot a moment, so overlaps can show
+            return await self.inner.create(spec)
+        finally:
+            self.in_flight -= 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.anyio
+async def test_submit_many_bounds_creates_and_reports_each_outcome(
+    emu: Emulator, clients: Clients
+) -> None:
+    """
+    ``submit_many``: at most ``concurrency`` creates in flight, one outcome per
+    pair in order (a handle, or the error: a 5xx after commit is unknown, a bad
+    key is invalid input), the others unaffected; a re-run sends nothing twice.
+    """
+    _, avm = clients
+    counting = CountingCreates(avm)
+    emu.set_faults(
+        [
+            FaultRule(
+                endpoint="aivideomaker.create",
+                kind="server_error",
+                schedule=[3],
+                params={"status": 502, "commit": True},
+            )
+        ]
+    )
+    pairs: list[tuple[JobSpec, str | None]] = [
+        (avm.text_to_video(prompt=f"take {i}"), f"row-{i}") for i in range(6)
+    ]
+    pairs.insert(2, (avm.text_to_video(prompt="bad key"), "x" * 300))
+    async with Orchestrator(backends=[counting], poll_policy=POLL) as orch:
+        outcomes = await orch.submit_many(pairs, concurrency=2)
+        assert len(outcomes) == 7
+        assert isinstance(outcomes[2], InvalidInput)
+        unknown = [o for o in outcomes if isinstance(o, SubmissionOutcomeUnknown)]
+        assert len(unknown) == 1
+        handles = [o for o in outcomes if isinstance(o, JobHandle)]
+        assert len(handles) == 5
+        assert [h.key for h in handles] == [
+            k for _, k in pairs if k is not None and k != unknown[0].key and len(k) < 300
+        ]
+        assert counting.most == 2
+        emu.advance(600)
+        await orch.gather(handles)
+        again = await orch.submit_many(pairs, concurrency=3)
+        assert [type(o).__name__ for o in again] == [type(o).__name__ for o in outcomes]
+        with pytest.raises(InvalidInput):
+            await orch.submit_many(pairs, concurrency=0)
+        assert await orch.submit_many([]) == []
+    assert creates(emu, "aivideomaker") == 6
