@@ -411,6 +411,7 @@ class Scheduler:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:  # another anyio backend (trio): no asyncio timers
             self._loop = None
+        self._stopped = False  # (a scheduler may be entered again after it stopped)
         stack = contextlib.AsyncExitStack()
         tg = await stack.enter_async_context(anyio.create_task_group())
         stack.push_async_callback(self._stop, tg)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import pytest
 
 from aivideo_async._config import PollPolicy
@@ -670,3 +671,40 @@ async def test_an_empty_retry_budget_slows_retries_to_the_cadence() -> None:
         # with the budget dry the next try is 7.5-15 s away.
         assert len(backend.calls) - calls < 150
         assert not any(h.done() for h in handles)
+
+
+async def test_updates_of_every_job_end_with_the_scheduler_and_restart_with_it() -> None:
+    """
+    ``Scheduler.updates()``: every tracked job's changes, with the provider;
+    the stream ends when the scheduler stops, and a scheduler entered again
+    gives working streams again.
+    """
+    time = FakeTime()
+    backend = FakeBackend(time)
+    scheduler = Scheduler(
+        backends={"fake": backend},
+        clock=time.clock,
+        sleep=time.sleep,
+        poll_policy=STEADY,
+        rng=FixedRandom(0.5),
+    )
+    for running_, queued in (("a1", "a2"), ("b1", "b2")):
+        backend.add(running_, state=JobState.RUNNING, raw_status="working")
+        backend.add(queued, state=JobState.QUEUED, raw_status="queued")
+        with anyio.fail_after(10):
+            async with scheduler:
+                stream = scheduler.updates()
+                for job_id in (running_, queued):
+                    scheduler.track(provider="fake", kind="video", job_id=job_id, key=job_id)
+                await time.advance(2.0)
+                first = [await stream.__anext__(), await stream.__anext__()]
+                assert {(u.job_id, u.provider, u.state) for u in first} == {
+                    (running_, "fake", JobState.RUNNING),
+                    (queued, "fake", JobState.QUEUED),
+                }
+                backend.set(queued, state=JobState.SUCCEEDED, raw_status="done")
+                await time.advance(5.0)
+                done = await stream.__anext__()
+                assert (done.job_id, done.state) == (queued, JobState.SUCCEEDED)
+            assert [u async for u in stream] == []  # stopped: the stream ended
+            assert [u async for u in scheduler.updates()] == []  # a new one ends at once
