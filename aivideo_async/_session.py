@@ -504,6 +504,31 @@ def _decode_json(body: bytes, *, endpoint: str, status: int, provider: str | Non
     return value
 
 
+def _request_body(
+    json: JSON | None, data: aiohttp.FormData | bytes | None
+) -> bytes | aiohttp.FormData | None:
+    """
+    The body of a call: ``json`` encoded compactly, else ``data``.
+
+    Raises:
+        InvalidInput: both given, or ``json`` is not JSON-serialisable (NaN included).
+
+    Example:
+        >>> _request_body({"a": 1}, None)
+        b'{"a":1}'
+    """
+    if json is None:
+        return data
+    if data is not None:
+        raise InvalidInput(field="data", value="<body>", expected="not both json and data")
+    try:
+        return _jsonlib.dumps(json, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            field="json", value=type(json).__name__, expected="a JSON-serialisable value"
+        ) from exc
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -1569,9 +1594,7 @@ class Session:
         method = method.upper()
         check_deadline(deadline)
         url, endpoint = self._build_url(method, path, path_params, absolute=absolute)
-        if json is not None and data is not None:
-            raise InvalidInput(field="data", value="<body>", expected="not both json and data")
-        body: bytes | aiohttp.FormData | None = data
+        body = _request_body(json, data)
         base: Mapping[str, str] | None = None
         extra: dict[str, str] = {}
         if not headers and json is None and not absolute:
@@ -1581,12 +1604,6 @@ class Session:
         else:
             extra = dict(headers or {})
         if json is not None:
-            try:
-                body = _jsonlib.dumps(json, separators=(",", ":"), allow_nan=False).encode()
-            except (TypeError, ValueError) as exc:
-                raise InvalidInput(
-                    field="json", value=type(json).__name__, expected="a JSON-serialisable value"
-                ) from exc
             extra.setdefault("Content-Type", "application/json")
         if expect_json and base is None:
             extra.setdefault("Accept", "application/json")
@@ -1661,9 +1678,8 @@ class Session:
         url, endpoint = self._build_url(method, path, path_params, absolute=False)
         extra = dict(headers or {})
         extra.setdefault("Accept", accept)
-        body: bytes | aiohttp.FormData | None = data
+        body = _request_body(json, data)
         if json is not None:
-            body = _jsonlib.dumps(json, separators=(",", ":"), allow_nan=False).encode()
             extra.setdefault("Content-Type", "application/json")
         is_idempotent = method in _IDEMPOTENT_METHODS if idempotent is None else idempotent
         per_call = timeouts or self._timeouts

@@ -13,6 +13,7 @@ from aivideo_async._exceptions import (
     APIStatusError,
     AuthenticationError,
     InsufficientCredits,
+    InvalidInput,
     RemoteDisconnected,
     ResponseTooLarge,
     UnexpectedContentType,
@@ -144,3 +145,32 @@ async def test_stream_error_body_over_cap_stops_reading_reliability_22(serve: Se
             async with session.stream("POST", "/run_sse"):
                 pytest.fail("entered a failed stream")
     assert caught.value.limit == 10_000
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"json": {"x": float("nan")}}, "json"),
+        ({"json": {"x": object()}}, "json"),
+        ({"json": {"x": 1}, "data": b"raw"}, "data"),
+    ],
+)
+async def test_a_bad_stream_body_is_invalid_input_and_nothing_is_sent(
+    serve: Serve, kwargs: dict[str, object], field: str
+) -> None:
+    """The same body checks as ``request``: a typed error naming the field, no request."""
+    hits: list[str] = []
+
+    async def sse(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(text="data: x\n\n", content_type="text/event-stream")
+
+    app = web.Application()
+    app.router.add_post("/run_sse", sse)
+    base = await serve(app)
+    async with Session(provider="p", base_url=base) as session:
+        with pytest.raises(InvalidInput) as caught:
+            async with session.stream("POST", "/run_sse", **kwargs):  # type: ignore[arg-type]
+                pass
+    assert caught.value.field == field
+    assert hits == []
