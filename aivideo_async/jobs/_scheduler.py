@@ -783,6 +783,7 @@ class Scheduler:
         # In real time, jobs due within the next millisecond go now too: one
         # wake-up serves them all (a poll a millisecond early changes nothing).
         horizon = now + _EARLY if self._real_time else now
+        paused: list[tuple[_Provider, JobHandle]] = []
         while heap and heap[0][0] <= horizon:
             _, seq, handle = heapq.heappop(heap)
             if handle._s_phase is not _Phase.SCHEDULED or handle._s_seq != seq:
@@ -793,11 +794,15 @@ class Scheduler:
                 continue
             prov = self._providers[handle.provider]
             if prov.paused_until > now:
-                # The provider is paused: wait for the pause end (or the
-                # deadline) in the heap, so deadlines still fire (#26).
-                self._schedule(handle, prov.paused_until)
+                paused.append((prov, handle))
                 continue
             self._make_ready(prov, handle)
+        for prov, handle in paused:
+            # The provider is paused: wait for the pause end (or the deadline) in
+            # the heap, so deadlines still fire (#26). Pushed after the loop: a
+            # pause ending within the early horizon would be popped again at once,
+            # for ever (a livelock of the event loop).
+            self._schedule(handle, prov.paused_until)
 
     def _make_ready(self, prov: _Provider, handle: JobHandle, *, front: bool = False) -> None:
         handle._s_phase = _Phase.READY

@@ -24,7 +24,7 @@ from aivideo_async._exceptions import (
     ServerError,
 )
 from aivideo_async._models import JobState
-from aivideo_async.jobs._handle import JobHandle
+from aivideo_async.jobs._handle import JobHandle, _Phase
 from aivideo_async.jobs._scheduler import ProviderLimits, Scheduler
 from tests.jobs.test_scheduler_fakes import FakeBackend, FakeTime, FixedRandom, settle
 
@@ -708,3 +708,32 @@ async def test_updates_of_every_job_end_with_the_scheduler_and_restart_with_it()
                 assert (done.job_id, done.state) == (queued, JobState.SUCCEEDED)
             assert [u async for u in stream] == []  # stopped: the stream ended
             assert [u async for u in scheduler.updates()] == []  # a new one ends at once
+
+
+def test_a_pause_ending_within_the_early_horizon_does_not_spin() -> None:
+    """
+    Real time, where jobs due within the next millisecond are taken in the same
+    wake-up: a job due while its provider's pause ends within that millisecond
+    is put back once, at the pause end, not popped again and again (the demo
+    once hung the event loop there).
+    """
+    scheduler = Scheduler(backends={"fake": FakeBackend(FakeTime())})  # the real clock
+    handle = scheduler.track(provider="fake", kind="video", job_id="j1", key="k1")
+    due: float = handle._s_due
+    provider = scheduler._providers["fake"]
+    provider.paused_until = due + 0.0005  # ends inside the 1 ms early horizon
+    calls: list[float] = []
+    schedule = scheduler._schedule
+
+    def counted(job: JobHandle, at: float) -> None:
+        calls.append(at)
+        assert len(calls) < 100, "the same job was rescheduled in a loop"
+        schedule(job, at)
+
+    scheduler._schedule = counted  # type: ignore[method-assign, assignment]
+    scheduler._pop_due(due)
+    assert calls == [provider.paused_until]
+    phases = [handle._s_phase]
+    scheduler._pop_due(provider.paused_until)  # the pause is over: ready to poll
+    phases.append(handle._s_phase)
+    assert phases == [_Phase.SCHEDULED, _Phase.READY]
