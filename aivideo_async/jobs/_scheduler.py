@@ -83,6 +83,7 @@ def _rank(state: JobState) -> int:
 
 _FLAG_STUCK: Final = 1  # the stuck warning was logged
 _FLAG_SINGLE: Final = 2  # a coalesced answer missed it: next poll is a single one
+_FLAG_LATE: Final = 4  # tracked after its deadline: JobTimeout after one look, not before
 _MIN_RATE_FACTOR: Final = 1 / 16  # AIMD floor: a 429 storm slows a provider to 1/16 at worst
 _RATE_RECOVERY: Final = 0.02  # additive increase of the rate factor per good poll
 _BATCH_MIN_RATIO: Final = 0.3  # below this hit ratio a list call is only a probe
@@ -462,7 +463,9 @@ class Scheduler:
             job_id: the provider's job id.
             key: the journal key (shown in reprs and errors).
             created_at: the clock time of the create call; deadlines and the
-                404 grace window count from it. ``None`` means now.
+                404 grace window count from it. ``None`` means now. A job
+                whose deadline has already passed is polled once: a final
+                answer resolves it, any other raises :class:`JobTimeout`.
             policy: this job's poll policy (default: the scheduler's).
 
         Raises:
@@ -487,15 +490,27 @@ class Scheduler:
         handle = JobHandle(provider=provider, kind=kind, job_id=job_id, key=key)
         handle._scheduler = self
         handle._s_created = created
-        handle._s_deadline = None if policy.deadline is None else created + policy.deadline
+        first = max(now, created + self._delay(policy, 0))
+        flags = 0
+        deadline: float | None = None
+        if policy.deadline is not None:
+            deadline = created + policy.deadline
+            if deadline <= first:
+                # Tracked after its deadline passed (a resume after downtime, a
+                # reconciled create): the job may have finished meanwhile, so it
+                # is looked at once before JobTimeout; a timeout is never
+                # reported unseen. The look itself gets a fresh deadline.
+                flags = _FLAG_LATE
+                deadline = first + policy.deadline
+        handle._s_deadline = deadline
         handle._s_policy = policy
         handle._s_attempt = 0
         handle._s_errors = 0
         handle._s_changed = now
         handle._s_prog = None
-        handle._s_flags = 0
+        handle._s_flags = flags
         jobs[job_id] = handle
-        self._schedule(handle, max(now, created + self._delay(policy, 0)))
+        self._schedule(handle, first)
         return handle
 
     def updates(self) -> UpdateStream:
@@ -1351,7 +1366,7 @@ class Scheduler:
                 now - handle._s_changed,
             )
         deadline: float | None = handle._s_deadline
-        if deadline is not None and now >= deadline:
+        if deadline is not None and (now >= deadline or handle._s_flags & _FLAG_LATE):
             self._time_out(handle, now, notify=False)
             resolved.append(handle)
             return

@@ -690,6 +690,54 @@ async def test_job_that_never_finishes_times_out_and_can_be_resumed_reliability_
     assert fake.polls > polls
 
 
+async def test_a_job_that_finished_while_the_process_was_down_resumes_to_its_result(
+    tmp_path: pathlib.Path,
+) -> None:
+    """
+    RELIABILITY #30 after downtime: the process stopped with a job running and
+    came back an hour later, long past the job's deadline. resume() looks at
+    the job before any JobTimeout: it finished meanwhile, so its handle gives
+    the result (the journal says succeeded); one still running would time out
+    after that look.
+    """
+    fake = FakeProvider(polls_to_finish=10**9)
+    path = tmp_path / "jobs.sqlite"
+    policy = PollPolicy(initial=1.0, factor=1.5, cap=2.0, deadline=20.0, stuck_after=None)
+    wall = [1_000_000.0]
+    async with fake.running(), FakeBackend(fake.base_url) as backend:
+        vt = VirtualTime()
+        async with Orchestrator(
+            journal=path,
+            backends=[backend],
+            poll_policy=policy,
+            clock=vt.clock,
+            sleep=vt.sleep,
+            wall_clock=lambda: wall[0],
+        ) as orch:
+            handle = await orch.submit(spec(1), key="overnight")
+            assert not handle.done()  # the process stops with the job running
+
+        wall[0] += 3600.0  # an hour of downtime; the job finished meanwhile
+        fake.polls_to_finish = 0
+        vt = VirtualTime()
+        async with Orchestrator(
+            journal=path,
+            backends=[backend],
+            poll_policy=policy,
+            clock=vt.clock,
+            sleep=vt.sleep,
+            wall_clock=lambda: wall[0],
+        ) as orch:
+            [resumed] = await orch.resume()
+            result = await resumed
+            assert result.job_id == "job-00001"
+        async with SQLiteJournal(path) as journal:
+            entry = await journal.get("overnight")
+            assert entry is not None
+            assert entry.outcome is JobOutcome.SUCCEEDED
+    assert fake.create_requests == 1
+
+
 async def test_create_on_a_kept_alive_connection_closed_by_the_server_reliability_3() -> None:
     """
     RELIABILITY #3: a poll leaves a kept-alive connection; the create reuses

@@ -371,6 +371,50 @@ async def test_deadline_times_out_and_leaves_the_remote_job_alone() -> None:
         assert notified == [JobHandle.Status.TIMED_OUT]
 
 
+async def test_a_job_tracked_after_its_deadline_is_looked_at_once_before_timing_out() -> None:
+    """
+    RELIABILITY #30, a resume after downtime or a reconciled create: the
+    deadline passed while nobody watched. A job that finished meanwhile
+    resolves with its real outcome; one still running raises JobTimeout after
+    that one poll; neither times out unseen.
+    """
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("done", state=JobState.SUCCEEDED, raw_status="done")
+    backend.add("slow", state=JobState.RUNNING)
+    policy = PollPolicy(initial=2.0, cap=15.0, jitter=False, deadline=50.0)
+    async with running(backend, time=time, poll_policy=policy) as sch:
+        long_ago = time.now - 3600.0
+        done = sch.track(provider="fake", kind="video", job_id="done", key="a", created_at=long_ago)
+        slow = sch.track(provider="fake", kind="video", job_id="slow", key="b", created_at=long_ago)
+        await time.advance(0.1)
+        result = await done
+        assert result.job_id == "done"
+        with pytest.raises(JobTimeout):
+            await slow
+        assert [ids for _, _, ids in backend.calls] == [("done",), ("slow",)]
+        await time.advance(100.0)
+        assert len(backend.calls) == 2
+
+
+async def test_a_job_tracked_after_its_deadline_still_times_out_when_never_answered() -> None:
+    """The one look is bounded: with the provider down, JobTimeout comes a deadline later."""
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1", state=JobState.RUNNING)
+    backend.down = ServerError("down", status_code=503)
+    policy = PollPolicy(initial=2.0, cap=15.0, jitter=False, deadline=50.0)
+    async with running(backend, time=time, poll_policy=policy) as sch:
+        handle = sch.track(
+            provider="fake", kind="video", job_id="j1", key="k", created_at=time.now - 3600.0
+        )
+        await time.advance(49.0)
+        assert not handle.done()
+        await time.advance(2.0)
+        with pytest.raises(JobTimeout):
+            await handle
+
+
 async def test_stuck_job_is_warned_once_and_still_polled(caplog: pytest.LogCaptureFixture) -> None:
     time = FakeTime()
     backend = FakeBackend(time)
