@@ -701,6 +701,41 @@ _CURRENT_PHASE: contextvars.ContextVar[_Phase | None] = contextvars.ContextVar(
 """The attempt the running task is making (set around ``ClientSession.request``)."""
 
 
+class _SendWatch:
+    """
+    What the requests made under :func:`_watch_sends` tell about a cancelled
+    create: the orchestrator journals ``not_sent`` instead of ``unknown`` only
+    when a request of ours was cancelled before it got a connection and no
+    request may have reached the server (RELIABILITY #8, #9).
+    """
+
+    __slots__ = ("maybe_sent", "unsent")
+
+    def __init__(self) -> None:
+        self.maybe_sent = False  # a request got a connection, or could not be tracked
+        self.unsent = False  # a tracked request ended before it got a connection
+
+    @property
+    def provably_unsent(self) -> bool:
+        """Positive evidence that nothing left: none of ours got a connection."""
+        return self.unsent and not self.maybe_sent
+
+
+_SEND_WATCH: contextvars.ContextVar[_SendWatch | None] = contextvars.ContextVar(
+    "aivideo_async_send_watch", default=None
+)
+
+
+@contextlib.contextmanager
+def _watch_sends(watch: _SendWatch) -> Iterator[_SendWatch]:
+    """Record in ``watch`` how far every API request made in this block got."""
+    token = _SEND_WATCH.set(watch)
+    try:
+        yield watch
+    finally:
+        _SEND_WATCH.reset(token)
+
+
 class _PhaseConnector(aiohttp.TCPConnector):
     """
     A :class:`aiohttp.TCPConnector` that records, for the attempt in
@@ -1172,6 +1207,12 @@ class Session:
             ) from _scrub(exc)
         finally:
             _CURRENT_PHASE.reset(token)
+            watch = _SEND_WATCH.get()
+            if watch is not None:
+                if phase.tracked and not phase.sent:
+                    watch.unsent = True  # ended (cancelled, timed out) before a connection
+                else:
+                    watch.maybe_sent = True
 
     async def _read_capped(
         self, resp: aiohttp.ClientResponse, endpoint: str, cap: int, timeouts: Timeouts

@@ -60,6 +60,7 @@ from .._exceptions import (
     TLSError,
 )
 from .._models import JobResult
+from .._session import _SendWatch, _watch_sends
 from .._types import Clock, RandomSource, Sleep, anyio_sleep, jitter_random, monotonic_clock
 from ..providers._base import JobBackend, JobSpec
 from ._handle import JobHandle, UpdateStream
@@ -929,11 +930,18 @@ class Orchestrator:
             raise
         started = self._clock()
         self._stats["creates"] += 1
+        watch = _SendWatch()
         try:
-            job_id = await backend.create(spec)
+            with _watch_sends(watch):
+                job_id = await backend.create(spec)
         except anyio.get_cancelled_exc_class() as exc:
-            await self._settle(key, S.UNKNOWN, exc, "cancelled mid-call")
-            self._stats["unknown"] += 1
+            if watch.provably_unsent:
+                # Cancelled while waiting for a connection: no byte left (as #8).
+                await self._settle(key, S.NOT_SENT, exc, "cancelled before sending")
+                self._stats["not_sent"] += 1
+            else:
+                await self._settle(key, S.UNKNOWN, exc, "cancelled mid-call")
+                self._stats["unknown"] += 1
             raise
         except RequestNotSent as exc:
             settled = await self._settle(key, S.NOT_SENT, exc)

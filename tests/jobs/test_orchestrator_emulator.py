@@ -20,8 +20,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from aivideo_async._config import PollPolicy, Timeouts
-from aivideo_async._exceptions import InvalidInput, RateLimited, SubmissionOutcomeUnknown
+from aivideo_async._config import Limits, PollPolicy, Timeouts
+from aivideo_async._exceptions import (
+    InvalidInput,
+    RateLimited,
+    SubmissionNotSent,
+    SubmissionOutcomeUnknown,
+)
 from aivideo_async._models import JobState
 from aivideo_async.emulator import Emulator, EmulatorConfig, FaultRule, run_emulator
 from aivideo_async.jobs._handle import JobHandle
@@ -193,6 +198,66 @@ async def test_cancellation_mid_create_is_one_create_and_unknown(
         stats = emu.stats()
         assert stats["requests_by_endpoint"][f"{provider}.create"] == 1
         assert stats["creates_by_fingerprint"] == {emulator_fingerprint(entry): 1}
+
+
+@pytest.mark.anyio
+async def test_cancellation_while_waiting_for_a_connection_is_not_sent(emu: Emulator) -> None:
+    """
+    RELIABILITY #9 with #8: a submit cancelled while its create still waits
+    for a pooled connection provably sent nothing, so the journal says
+    ``not_sent`` (resubmittable by policy), not ``unknown`` (lost for good).
+    A create cancelled after it got its connection stays ``unknown``.
+    """
+    emu.set_faults(
+        [
+            FaultRule(
+                endpoint="miraflow.create",
+                kind="stall_after_commit",
+                params={"seconds": 30},
+                schedule=[1],
+            )
+        ]
+    )
+    async with (
+        Miraflow(
+            "mf-key",
+            base_url=emu.base_url,
+            limits=Limits(connections=1, per_host=1),  # one connection: the 2nd create queues
+            create_timeouts=Timeouts(connect=10.0, read=30.0, total=60.0),
+        ) as mira,
+        Orchestrator(backends=[mira], poll_policy=POLL) as orch,
+    ):
+        committed = on_commit(emu)
+
+        async def submit(key: str) -> None:
+            await orch.submit(
+                mira.video(avatar_id=AVATAR, name=f"video {key}", text=f"Hello {key}", key=key),
+                key=key,
+            )
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(submit, "holds")
+            await committed.wait()  # the first create holds the only connection
+            tg.start_soon(submit, "queued")
+            await anyio.wait_all_tasks_blocked()  # the second waits for the pool
+            tg.cancel_scope.cancel()
+        holds = await orch.journal.get("holds")
+        queued = await orch.journal.get("queued")
+        assert holds is not None
+        assert queued is not None
+        assert holds.state is S.UNKNOWN
+        assert queued.state is S.NOT_SENT
+        assert queued.error is not None
+        assert queued.error.type == "CancelledError"
+        assert orch.stats()["not_sent"] == 1
+        with pytest.raises(SubmissionNotSent):
+            await orch.submit(
+                mira.video(
+                    avatar_id=AVATAR, name="video queued", text="Hello queued", key="queued"
+                ),
+                key="queued",
+            )
+    assert emu.stats()["requests_by_endpoint"]["miraflow.create"] == 1
 
 
 @pytest.mark.anyio

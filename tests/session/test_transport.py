@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import aiohttp
+import anyio
 import pytest
 from aiohttp import web
 
@@ -20,7 +21,7 @@ from aivideo_async._exceptions import (
     TLSError,
     TotalTimeout,
 )
-from aivideo_async._session import Session, _Phase, map_aiohttp_errors
+from aivideo_async._session import Session, _Phase, _SendWatch, _watch_sends, map_aiohttp_errors
 
 from .conftest import RecordingSleep, Serve, ServeRaw, read_request, refused_port
 
@@ -226,3 +227,56 @@ async def test_tls_failure_is_tls_error_not_sent_reliability_7(serve_raw: ServeR
     assert caught.value.request_sent is False
     assert "TLS" in str(caught.value)
     assert connections == 1
+
+
+@pytest.mark.parametrize("borrowed", [False, True], ids=["owned", "borrowed"])
+async def test_a_cancelled_request_tells_whether_it_got_a_connection(
+    serve: Serve, borrowed: bool
+) -> None:
+    """
+    RELIABILITY #8 and #9: cancelled while waiting for the pool, a request of
+    an owned session is provably unsent; one of a borrowed aiohttp session
+    (whose connector we cannot watch) and one that got its connection may
+    have been sent. The orchestrator journals ``not_sent`` only on the first.
+    """
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        entered.set()
+        await release.wait()
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/create", slow)
+    base = await serve(app)
+    client = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit_per_host=1))
+    try:
+        async with Session(
+            provider="p",
+            base_url=base,
+            limits=Limits(connections=1, per_host=1),
+            session=client if borrowed else None,
+        ) as session:
+            first, queued = _SendWatch(), _SendWatch()
+
+            async def post(watch: _SendWatch) -> None:
+                with _watch_sends(watch):
+                    await session.request("POST", "/create", json={})
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(post, first)
+                await entered.wait()  # the first holds the only connection
+                tg.start_soon(post, queued)
+                await anyio.wait_all_tasks_blocked()  # the second waits for the pool
+                tg.cancel_scope.cancel()
+            release.set()
+            assert first.maybe_sent
+            assert not first.provably_unsent
+            assert queued.provably_unsent is not borrowed
+            done = _SendWatch()
+            with _watch_sends(done):
+                await session.request("POST", "/create", json={})
+            assert done.maybe_sent
+            assert not done.provably_unsent
+    finally:
+        await client.close()
