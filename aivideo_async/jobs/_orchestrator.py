@@ -115,6 +115,10 @@ class ReconcileOutcome(enum.Enum):
     """No backend is registered for the entry's provider."""
 
 
+_Lookup = tuple[str | None, str | None]  # (job id found, error) of one lost create
+_NO_BACKEND: Final[_Lookup] = (None, "no backend")
+
+
 @attrs.frozen(kw_only=True)
 class ReconcileResult:
     """
@@ -1073,22 +1077,58 @@ class Orchestrator:
                 print(r.key, r.outcome.value, r.job_id)
         """
         scheduler = self.scheduler
+        entries = await self.journal.query(state=S.UNKNOWN)
+        found = await self._look_up(entries)
         results: list[ReconcileResult] = []
-        for entry in await self.journal.query(state=S.UNKNOWN):
+        for entry in entries:
             async with self._locks.hold(entry.key):
-                results.append(await self._reconcile_one(scheduler, entry))
+                results.append(await self._reconcile_one(scheduler, entry, found[entry.key]))
         return results
 
-    async def _reconcile_one(self, scheduler: Scheduler, entry: JournalEntry) -> ReconcileResult:
+    async def _look_up(self, entries: Sequence[JournalEntry]) -> dict[str, _Lookup]:
+        """
+        Ask each provider about its lost creates: in one call where the backend
+        has ``find_submissions`` (one list read for all), else one by one.
+        """
+        by_provider: dict[str, list[JournalEntry]] = {}
+        for entry in entries:
+            by_provider.setdefault(entry.provider, []).append(entry)
+        found: dict[str, _Lookup] = {}
+        for provider, group in by_provider.items():
+            backend = self._backends.get(provider)
+            if backend is None:
+                found.update((e.key, _NO_BACKEND) for e in group)
+                continue
+            requests = [
+                (e.to_spec(), (e.sent_at or e.created_at) - self._reconcile_skew) for e in group
+            ]
+            many = getattr(backend, "find_submissions", None)
+            if many is not None:
+                try:
+                    ids: Sequence[str | None] = await many(requests)
+                except AIVideoError as exc:
+                    found.update((e.key, (None, _describe(exc))) for e in group)
+                else:
+                    found.update(
+                        (e.key, (job_id, None)) for e, job_id in zip(group, ids, strict=True)
+                    )
+                continue
+            for entry, (spec, since) in zip(group, requests, strict=True):
+                try:
+                    found[entry.key] = (await backend.find_submission(spec, since=since), None)
+                except AIVideoError as exc:
+                    found[entry.key] = (None, _describe(exc))
+        return found
+
+    async def _reconcile_one(
+        self, scheduler: Scheduler, entry: JournalEntry, lookup: _Lookup
+    ) -> ReconcileResult:
         common: dict[str, Any] = {"key": entry.key, "provider": entry.provider}
-        backend = self._backends.get(entry.provider)
-        if backend is None:
+        if lookup is _NO_BACKEND:
             return ReconcileResult(outcome=ReconcileOutcome.NO_BACKEND, **common)
-        since = (entry.sent_at or entry.created_at) - self._reconcile_skew
-        try:
-            job_id = await backend.find_submission(entry.to_spec(), since=since)
-        except AIVideoError as exc:
-            return ReconcileResult(outcome=ReconcileOutcome.ERROR, error=_describe(exc), **common)
+        job_id, error = lookup
+        if error is not None:
+            return ReconcileResult(outcome=ReconcileOutcome.ERROR, error=error, **common)
         if job_id is None:
             return ReconcileResult(outcome=ReconcileOutcome.NOT_FOUND, **common)
         owners = [

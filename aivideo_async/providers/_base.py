@@ -98,6 +98,11 @@ class JobBackend(Protocol):
     orchestrator tracks a job it did not create in this process (``resume``,
     ``reconcile``), so a backend can learn what its own ``create`` would have
     noted (Miraflow: the match tag that lets its list call answer for the job).
+    And ``find_submissions(requests) -> list[str | None]``, optional too: many
+    ``find_submission`` lookups at once, ``requests`` being ``(spec, since)``
+    pairs and the answer one id or ``None`` per pair, in order.
+    :meth:`Orchestrator.reconcile` uses it to read a list endpoint once for
+    every lost create of the provider, not once per create.
 
     Example:
         >>> import aivideo_async as av

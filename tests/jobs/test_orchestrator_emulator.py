@@ -261,6 +261,75 @@ async def test_cancellation_while_waiting_for_a_connection_is_not_sent(emu: Emul
 
 
 @pytest.mark.anyio
+async def test_reconcile_reads_each_list_once_for_every_lost_create(
+    emu: Emulator, clients: Clients
+) -> None:
+    """
+    Three lost creates per provider are found with one list read per provider
+    (AIVideoMaker allows 60 list queries a minute: one read per lost create
+    would spend them fast after a crash), each to its own job.
+    """
+    emu.set_faults(
+        [
+            FaultRule(endpoint=f"{provider}.create", kind="drop_after_commit", schedule=[1, 2, 3])
+            for provider in ("miraflow", "aivideomaker")
+        ]
+    )
+    # No poll of a found job may read a list during the test: the first comes in a minute.
+    slow = PollPolicy(initial=60.0, cap=60.0, deadline=None, stuck_after=None)
+    async with Orchestrator(backends=backends(clients), poll_policy=slow) as orch:
+        keys = [f"{provider}-{n}" for provider in ("miraflow", "aivideomaker") for n in range(3)]
+        for key in keys:
+            with pytest.raises(SubmissionOutcomeUnknown):
+                await orch.submit(make_spec(clients, key.split("-")[0], key), key=key)
+        emu.advance(60)  # Miraflow lists finished videos only
+        before = dict(emu.stats()["requests_by_endpoint"])
+        results = await orch.reconcile()
+        after = emu.stats()["requests_by_endpoint"]
+        assert [r.key for r in results] == keys
+        assert all(r.outcome is ReconcileOutcome.FOUND for r in results), results
+        assert len({r.job_id for r in results}) == 6
+        for provider in ("miraflow", "aivideomaker"):
+            assert after[f"{provider}.list"] - before.get(f"{provider}.list", 0) == 1
+        for key, result in zip(keys, results, strict=True):
+            entry = await orch.journal.get(key)
+            assert entry is not None
+            assert (entry.state, entry.job_id) == (S.ACCEPTED, result.job_id)
+
+
+@pytest.mark.anyio
+async def test_a_list_read_that_fails_leaves_every_lost_create_to_a_later_reconcile(
+    emu: Emulator, clients: Clients
+) -> None:
+    """The one list read fails: its entries are ERROR and stay unknown; a later run finds them."""
+    emu.set_faults(
+        [FaultRule(endpoint="aivideomaker.create", kind="drop_after_commit", schedule=[1, 2])]
+    )
+    slow = PollPolicy(initial=60.0, cap=60.0, deadline=None, stuck_after=None)
+    async with Orchestrator(backends=backends(clients), poll_policy=slow) as orch:
+        for key in ("a", "b"):
+            with pytest.raises(SubmissionOutcomeUnknown):
+                await orch.submit(make_spec(clients, "aivideomaker", key), key=key)
+        emu.set_faults(
+            [FaultRule(endpoint="aivideomaker.list", kind="server_error", params={"status": 500})]
+        )
+        failed = await orch.reconcile()
+        assert [(r.key, r.outcome) for r in failed] == [
+            ("a", ReconcileOutcome.ERROR),
+            ("b", ReconcileOutcome.ERROR),
+        ]
+        assert failed[0].error is not None
+        assert failed[0].error.startswith("ServerError")
+        assert [e.key for e in await orch.jobs(state=S.UNKNOWN)] == ["a", "b"]
+        emu.set_faults([])
+        found = await orch.reconcile()
+        assert [(r.key, r.outcome) for r in found] == [
+            ("a", ReconcileOutcome.FOUND),
+            ("b", ReconcileOutcome.FOUND),
+        ]
+
+
+@pytest.mark.anyio
 async def test_many_jobs_through_both_providers(emu: Emulator, clients: Clients) -> None:
     async with Orchestrator(backends=backends(clients), poll_policy=POLL) as orch:
         handles = []

@@ -452,29 +452,29 @@ class AIVideoMaker(KeyHeaderClient):
 
             task_id = await avm.find_submission(spec, since=sent_at)
         """
-        if not spec.payload:
-            # A journal that keeps only a hash of the payload cannot be matched exactly.
-            return None
-        model = spec.meta.get("model") or spec.path.rsplit("/", 1)[-1]
-        matches: list[Task] = []
-        for task in await self.list_tasks():
-            if task.model is not None and task.model != model:
+        [found] = await self.find_submissions([(spec, since)])
+        return found
+
+    async def find_submissions(self, requests: Sequence[tuple[JobSpec, float]]) -> list[str | None]:
+        """
+        :meth:`find_submission` for many lost creates, reading the task list
+        once (``GET /api/v1/tasks`` counts against 60 queries a minute).
+
+        Example::
+
+            ids = await avm.find_submissions([(spec_a, sent_a), (spec_b, sent_b)])
+        """
+        tasks: list[Task] | None = None
+        found: list[str | None] = []
+        for spec, since in requests:
+            if not spec.payload:
+                # A journal that keeps only a hash of the payload cannot be matched exactly.
+                found.append(None)
                 continue
-            created = _wire.parse_timestamp(task.created_at)
-            if created is None or created < since - _FIND_SKEW:
-                continue
-            if _wire.input_matches(spec.payload, task.input):
-                matches.append(task)
-        if len(matches) == 1:
-            return matches[0].id
-        if len(matches) > 1:
-            _log.warning(
-                "find_submission: %d %s tasks match the payload since %.0f; not guessing",
-                len(matches),
-                model,
-                since,
-            )
-        return None
+            if tasks is None:
+                tasks = await self.list_tasks()
+            found.append(_match_task(spec, since, tasks))
+        return found
 
     # -- downloads ---------------------------------------------------------------------
 
@@ -538,3 +538,27 @@ class AIVideoMaker(KeyHeaderClient):
             progress=progress,
             log=_log,
         )
+
+
+def _match_task(spec: JobSpec, since: float, tasks: Sequence[Task]) -> str | None:
+    """The one task of ``tasks`` that ``spec`` made after ``since``, if exactly one."""
+    model = spec.meta.get("model") or spec.path.rsplit("/", 1)[-1]
+    matches: list[Task] = []
+    for task in tasks:
+        if task.model is not None and task.model != model:
+            continue
+        created = _wire.parse_timestamp(task.created_at)
+        if created is None or created < since - _FIND_SKEW:
+            continue
+        if _wire.input_matches(spec.payload, task.input):
+            matches.append(task)
+    if len(matches) == 1:
+        return matches[0].id
+    if len(matches) > 1:
+        _log.warning(
+            "find_submission: %d %s tasks match the payload since %.0f; not guessing",
+            len(matches),
+            model,
+            since,
+        )
+    return None

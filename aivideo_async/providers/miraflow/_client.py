@@ -576,25 +576,28 @@ class Miraflow(KeyHeaderClient):
 
             job_id = await mira.find_submission(spec, since=sent_at)
         """
-        if spec.kind != "video" or spec.match_tag is None:
-            return None
-        matches: list[Video] = []
-        for video in await self.list_videos():
-            if not _wire.name_has_tag(video.name, spec.match_tag):
+        [found] = await self.find_submissions([(spec, since)])
+        return found
+
+    async def find_submissions(self, requests: Sequence[tuple[JobSpec, float]]) -> list[str | None]:
+        """
+        :meth:`find_submission` for many lost creates, reading the videos
+        list once.
+
+        Example::
+
+            ids = await mira.find_submissions([(spec_a, sent_a), (spec_b, sent_b)])
+        """
+        videos: list[Video] | None = None
+        found: list[str | None] = []
+        for spec, since in requests:
+            if spec.kind != "video" or spec.match_tag is None:
+                found.append(None)
                 continue
-            created = _timestamp(video.created_at)
-            if created is not None and created < since - _FIND_SKEW:
-                continue
-            matches.append(video)
-        if len(matches) == 1:
-            return matches[0].id
-        if len(matches) > 1:
-            _log.warning(
-                "find_submission: %d videos carry tag %s; not guessing",
-                len(matches),
-                spec.match_tag,
-            )
-        return None
+            if videos is None:
+                videos = await self.list_videos()
+            found.append(_match_video(spec.match_tag, since, videos))
+        return found
 
     # -- media upload ---------------------------------------------------------------
 
@@ -828,3 +831,20 @@ def _timestamp(value: str | None) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def _match_video(tag: str, since: float, videos: Sequence[Video]) -> str | None:
+    """The one video of ``videos`` named with ``tag`` and made after ``since``, if exactly one."""
+    matches: list[Video] = []
+    for video in videos:
+        if not _wire.name_has_tag(video.name, tag):
+            continue
+        created = _timestamp(video.created_at)
+        if created is not None and created < since - _FIND_SKEW:
+            continue
+        matches.append(video)
+    if len(matches) == 1:
+        return matches[0].id
+    if len(matches) > 1:
+        _log.warning("find_submission: %d videos carry tag %s; not guessing", len(matches), tag)
+    return None
