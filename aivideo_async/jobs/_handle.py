@@ -105,9 +105,9 @@ class _Phase(enum.IntEnum):
 
 
 class _Subscriber:
-    """The buffer of one :meth:`JobHandle.updates` consumer."""
+    """The buffer of one :meth:`JobHandle.updates` (or ``Scheduler.updates``) consumer."""
 
-    __slots__ = ("buffer", "event")
+    __slots__ = ("__weakref__", "buffer", "event")
 
     def __init__(self) -> None:
         self.buffer: deque[JobUpdate] = deque()

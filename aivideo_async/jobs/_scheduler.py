@@ -40,6 +40,7 @@ import contextlib
 import heapq
 import logging
 import math
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
@@ -232,8 +233,11 @@ class _AllUpdates:
         self._scheduler = scheduler
         self._sub: _Subscriber | None = None
         if not scheduler._stopped:
+            # The scheduler holds the buffer weakly: a stream dropped without
+            # aclose() (a ``break`` out of ``async for``) unsubscribes itself
+            # when it is collected, instead of buffering every update for ever.
             self._sub = _Subscriber()
-            scheduler._watchers.append(self._sub)
+            scheduler._watchers.add(self._sub)
 
     def __aiter__(self) -> _AllUpdates:
         return self
@@ -253,9 +257,8 @@ class _AllUpdates:
     async def aclose(self) -> None:
         """Unsubscribe; the iterator then ends."""
         sub, self._sub = self._sub, None
-        watchers = self._scheduler._watchers
-        if sub is not None and sub in watchers:
-            watchers.remove(sub)
+        if sub is not None:
+            self._scheduler._watchers.discard(sub)
 
 
 # (provider, kind, due jobs, piggybacked jobs with the due time they had)
@@ -372,7 +375,7 @@ class Scheduler:
         # Dispatched polls wait here for a worker; idle workers wait on an event.
         # (A plain deque: an anyio memory stream cost a third of the CPU per poll.)
         self._queue: deque[_Batch] = deque()
-        self._watchers: list[_Subscriber] = []  # Scheduler.updates() consumers
+        self._watchers: weakref.WeakSet[_Subscriber] = weakref.WeakSet()  # updates() consumers
         self._stopped = False
         self._idle_workers: list[anyio.Event] = []
         self._self_serve = 0
@@ -438,7 +441,7 @@ class Scheduler:
         self._tg = None
         self._idle_workers.clear()
         self._stopped = True
-        watchers, self._watchers = self._watchers, []
+        watchers, self._watchers = list(self._watchers), weakref.WeakSet()
         for watcher in watchers:
             watcher.push(None)  # wake it: the iterator ends
 
@@ -1397,8 +1400,9 @@ class Scheduler:
             provider=handle.provider,
         )
         handle._publish(update)
-        for watcher in self._watchers:
-            watcher.push(update)
+        if self._watchers:
+            for watcher in self._watchers:
+                watcher.push(update)
 
     def _finish_terminal(self, handle: JobHandle, status: JobStatus) -> bool:
         ids: dict[str, Any] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 from collections.abc import AsyncIterator
@@ -752,6 +753,33 @@ async def test_updates_of_every_job_end_with_the_scheduler_and_restart_with_it()
                 assert (done.job_id, done.state) == (queued, JobState.SUCCEEDED)
             assert [u async for u in stream] == []  # stopped: the stream ended
             assert [u async for u in scheduler.updates()] == []  # a new one ends at once
+
+
+async def test_an_updates_stream_left_by_a_break_stops_buffering() -> None:
+    """
+    A service reads ``updates()`` until it sees what it wants and breaks out
+    of the loop without ``aclose()``: the stream unsubscribes itself once
+    dropped, instead of buffering every later update of every job for ever.
+    A stream still held keeps every update.
+    """
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("j1")
+    async with running(backend, time=time) as scheduler:
+        kept, left = scheduler.updates(), scheduler.updates()
+        scheduler.track(provider="fake", kind="video", job_id="j1", key="k1")
+        await time.advance(2.0)
+        assert len(scheduler._watchers) == 2
+        async for update in left:
+            assert update.job_id == "j1"
+            break  # no aclose()
+        del left  # the service's loop variable goes out of scope
+        gc.collect()
+        assert len(scheduler._watchers) == 1  # only `kept`
+        backend.set("j1", state=JobState.RUNNING, raw_status="running")
+        await time.advance(3.0)
+        seen = [await anext(kept), await anext(kept)]
+        assert [u.state for u in seen] == [JobState.QUEUED, JobState.RUNNING]
 
 
 def test_a_pause_ending_within_the_early_horizon_does_not_spin() -> None:
