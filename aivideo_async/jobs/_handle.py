@@ -55,6 +55,11 @@ class JobUpdate:
         raw_status: the provider's own status string.
         at: the scheduler clock time of the observation.
         provider: the provider name (``""`` when built by hand without one).
+        outcome: on a job's last update, how its handle ended
+            (``"succeeded"``, ``"failed"``, ``"cancelled"``, ``"timed_out"``,
+            ``"not_found"``); ``None`` before. An ending the provider did not
+            report (a deadline, a local cancel, a 404) comes as an update of
+            its own, with the last state the provider reported.
 
     Example:
         >>> u = JobUpdate(handle_key="k", job_id="j1", state=JobState.RUNNING,
@@ -70,6 +75,7 @@ class JobUpdate:
     raw_status: str
     at: float
     provider: str = ""
+    outcome: str | None = None
 
 
 class UpdateStream(Protocol):

@@ -98,6 +98,15 @@ _REFINE_ABOVE: Final = 4.0  # remaining > this many floors: look again before th
 _REFINE_AT: Final = 0.85  # ... at this fraction of the estimated remaining time
 
 
+_STATE_OUTCOMES: Final = {
+    JobState.SUCCEEDED: "succeeded",
+    JobState.FAILED: "failed",
+    JobState.CANCELED: "cancelled",
+}
+# The state an ending update reports for a job never answered for.
+_NOT_SEEN: Final = JobStatus(state=JobState.QUEUED, raw_status="", progress=None)
+
+
 def _due_of(handle: JobHandle) -> float:
     due: float = handle._s_due
     return due
@@ -1295,6 +1304,7 @@ class Scheduler:
             endpoint=exc.endpoint,
         )
         error.__cause__ = exc
+        self._emit_ending(handle, "not_found")
         if self._finish(handle, JobHandle.Status.NOT_FOUND, error=error):
             self._stats["not_found"] += 1
             resolved.append(handle)
@@ -1388,8 +1398,12 @@ class Scheduler:
             and status.progress < previous.progress
         )
 
-    def _emit(self, handle: JobHandle, status: JobStatus, now: float) -> None:
+    def _emit(
+        self, handle: JobHandle, status: JobStatus, now: float, outcome: str | None = None
+    ) -> None:
         """Publish a change to the job's own consumers and to :meth:`updates` ones."""
+        if outcome is None and _rank(status.state) == 2:
+            outcome = _STATE_OUTCOMES[status.state]
         update = JobUpdate(
             handle_key=handle.key,
             job_id=handle.job_id,
@@ -1398,11 +1412,17 @@ class Scheduler:
             raw_status=status.raw_status,
             at=now,
             provider=handle.provider,
+            outcome=outcome,
         )
         handle._publish(update)
         if self._watchers:
             for watcher in self._watchers:
                 watcher.push(update)
+
+    def _emit_ending(self, handle: JobHandle, outcome: str) -> None:
+        """Publish an ending no provider state reported (deadline, cancel, 404)."""
+        status = handle.status or _NOT_SEEN
+        self._emit(handle, status, self._clock(), outcome)
 
     def _finish_terminal(self, handle: JobHandle, status: JobStatus) -> bool:
         ids: dict[str, Any] = {
@@ -1450,6 +1470,9 @@ class Scheduler:
         return True
 
     def _time_out(self, handle: JobHandle, now: float, *, notify: bool = True) -> None:
+        if handle.done():
+            return
+        self._emit_ending(handle, "timed_out")
         policy: PollPolicy = handle._s_policy
         error = JobTimeout(
             f"no final state within the deadline of {policy.deadline} s; "
@@ -1488,6 +1511,9 @@ class Scheduler:
         error = JobCancelled(
             message, job_id=handle.job_id, key=handle.key, provider=handle.provider
         )
+        if handle.done():
+            return
+        self._emit_ending(handle, "cancelled")
         if self._finish(handle, JobHandle.Status.CANCELLED, error=error):
             self._stats["cancelled"] += 1
             await self._notify(handle)

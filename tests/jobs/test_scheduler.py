@@ -782,6 +782,53 @@ async def test_an_updates_stream_left_by_a_break_stops_buffering() -> None:
         assert [u.state for u in seen] == [JobState.QUEUED, JobState.RUNNING]
 
 
+async def test_every_ending_reaches_the_update_streams_with_its_outcome() -> None:
+    """
+    A dashboard on ``updates()`` sees how every job ended, not only the endings
+    the provider reported: a deadline, a local cancel and a 404 each send a
+    last update with the handle's outcome (and the last state the provider
+    reported); a provider's final state carries its outcome too.
+    """
+    time = FakeTime()
+    backend = FakeBackend(time)
+    backend.add("done", state=JobState.RUNNING)
+    backend.add("slow", state=JobState.RUNNING, progress=0.4)
+    backend.add("dropped", state=JobState.RUNNING)
+    backend.add("gone", state=JobState.RUNNING, visible=False)
+    policy = PollPolicy(
+        initial=2.0, cap=15.0, jitter=False, deadline=100.0, stuck_after=None, not_found_grace=5.0
+    )
+    async with running(backend, time=time, poll_policy=policy) as scheduler:
+        everything = scheduler.updates()
+        handles = {
+            job_id: scheduler.track(provider="fake", kind="video", job_id=job_id, key=job_id)
+            for job_id in ("done", "slow", "dropped", "gone")
+        }
+        own = handles["slow"].updates()
+        await time.advance(3.0)
+        await handles["dropped"].cancel()
+        backend.set("done", state=JobState.SUCCEEDED, raw_status="done")
+        await time.advance(120.0)
+        assert all(h.done() for h in handles.values())
+        seen: dict[str, list[tuple[str, str | None]]] = {}
+        while (update := await _next_or_none(everything)) is not None:  # what is buffered
+            seen.setdefault(update.job_id, []).append((update.state.value, update.outcome))
+        assert seen["done"][-1] == ("succeeded", "succeeded")
+        assert seen["slow"][-1] == ("running", "timed_out")
+        assert seen["dropped"][-1] == ("running", "cancelled")
+        assert seen["gone"] == [("queued", "not_found")]  # never answered
+        assert all(o is None for updates in seen.values() for _, o in updates[:-1])
+        last = [u async for u in own][-1]
+        assert (last.state, last.progress, last.outcome) == (JobState.RUNNING, 0.4, "timed_out")
+
+
+async def _next_or_none(stream: Any) -> Any:
+    """The next buffered update, or ``None`` when nothing is waiting."""
+    with anyio.move_on_after(0):
+        return await anext(stream)
+    return None
+
+
 def test_a_pause_ending_within_the_early_horizon_does_not_spin() -> None:
     """
     Real time, where jobs due within the next millisecond are taken in the same
