@@ -54,6 +54,7 @@ from .._config import Limits, RetryPolicy, Timeouts
 from .._exceptions import (
     APIStatusError,
     DecodeError,
+    DownloadError,
     InvalidInput,
     MissingCredential,
     TotalTimeout,
@@ -75,6 +76,7 @@ __all__ = [
     "MapError",
     "error_mapper",
     "download_signed",
+    "refused_twice",
     "KeyHeaderClient",
 ]
 
@@ -538,10 +540,32 @@ async def download_signed(
                 url, dest, absolute=True, progress=progress, content_types=content_types
             )
         except APIStatusError as err:
-            if err.status_code != 403 or attempt:
+            if err.status_code != 403:
                 raise
+            if attempt:
+                raise refused_twice(err, what) from err
             log.info("signed URL of %s expired; refetching it", what)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def refused_twice(err: APIStatusError, what: str) -> DownloadError:
+    """
+    The error of a signed URL refused (403) again after a fresh one was fetched:
+    a failed download (RELIABILITY #33), not a plan restriction.
+
+    Example:
+        >>> from aivideo_async._exceptions import PaymentRequired
+        >>> e = refused_twice(PaymentRequired("Request has expired", status_code=403), "task t1")
+        >>> type(e).__name__, e.status_code
+        ('DownloadError', 403)
+    """
+    return DownloadError(
+        f"the download URL of {what} was refused (HTTP 403) again after a fresh one was "
+        f"fetched: it expired again or access is denied ({err.message or 'no message'})",
+        provider=err.provider,
+        status_code=err.status_code,
+        endpoint=err.endpoint,
+    )
 
 
 class KeyHeaderClient:

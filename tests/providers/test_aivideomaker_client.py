@@ -13,7 +13,6 @@ import attrs
 import pytest
 
 from aivideo_async._exceptions import (
-    APIStatusError,
     AuthenticationError,
     Conflict,
     DownloadError,
@@ -21,6 +20,7 @@ from aivideo_async._exceptions import (
     InvalidInput,
     MissingCredential,
     NotFound,
+    PaymentRequired,
     RateLimited,
     RemoteDisconnected,
     ServerError,
@@ -344,7 +344,7 @@ async def test_server_error_on_a_poll(emu: Emulator) -> None:
 async def test_expired_output_url_is_refetched_once(
     avm: AIVideoMaker, emu: Emulator, tmp_path: pathlib.Path
 ) -> None:
-    """RELIABILITY #33: an expired output URL is refetched once; twice expired -> 403."""
+    """RELIABILITY #33: an expired output URL is refetched once; twice expired -> DownloadError."""
     task_id = await avm.submit_once(avm.text_to_video(prompt="x"))
     emu.advance(600)
     done = await avm.poll("video", task_id)
@@ -353,9 +353,10 @@ async def test_expired_output_url_is_refetched_once(
     path = await avm.download(done.result, tmp_path / "a.mp4")
     assert path.stat().st_size > 0
     emu.add_fault(FaultRule(endpoint="aivideomaker.download", kind="expire_signed_url"))
-    with pytest.raises(APIStatusError) as info:
+    with pytest.raises(DownloadError) as info:
         await avm.download(task_id, tmp_path / "b.mp4")
     assert info.value.status_code == 403
+    assert not isinstance(info.value, PaymentRequired)
     assert not (tmp_path / "b.mp4").exists()
     assert emu.stats()["faults_fired"]["expire_signed_url"] == 3
 

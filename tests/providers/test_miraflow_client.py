@@ -16,6 +16,7 @@ from aivideo_async._exceptions import (
     APIStatusError,
     AuthenticationError,
     BadRequest,
+    DownloadError,
     InsufficientCredits,
     InvalidInput,
     MissingCredential,
@@ -162,6 +163,22 @@ async def test_download_falls_back_to_the_job_id(
     assert by_id.read_bytes() == path.read_bytes()
 
 
+async def test_a_video_url_expired_once_is_asked_again_and_twice_is_a_download_error(
+    mira: Miraflow, emu: Emulator, tmp_path: pathlib.Path
+) -> None:
+    """RELIABILITY #33 on the video download endpoint: once is retried; twice is DownloadError."""
+    job_id = await mira.submit_once(mira.video(avatar_id=VIDEO_AVATAR, name="n", text="t"))
+    result = await _finish(mira, emu, "video", job_id)
+    emu.add_fault(FaultRule(endpoint="miraflow.download", kind="expire_signed_url", times=1))
+    assert (await mira.download(result, tmp_path / "v.mp4")).stat().st_size > 0
+    emu.add_fault(FaultRule(endpoint="miraflow.download", kind="expire_signed_url"))
+    with pytest.raises(DownloadError) as info:
+        await mira.download(result, tmp_path / "w.mp4")
+    assert info.value.status_code == 403
+    assert not (tmp_path / "w.mp4").exists()
+    assert emu.stats()["faults_fired"]["expire_signed_url"] == 3
+
+
 def _names(folder: pathlib.Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
@@ -230,16 +247,22 @@ async def test_expired_image_url_is_refetched_once(
     assert emu.stats()["requests_by_endpoint"]["miraflow.status"] == status_polls + 1
 
 
-async def test_an_image_url_that_stays_expired_raises_403(
+async def test_an_image_url_that_stays_expired_raises_download_error(
     mira: Miraflow, emu: Emulator, tmp_path: pathlib.Path
 ) -> None:
-    """RELIABILITY #33: a URL still expired after the one refetch raises 403; no file."""
+    """
+    RELIABILITY #33: a URL still expired after the one refetch is a failed
+    download (DownloadError, status 403, the 403 as its cause), not a plan
+    restriction (PaymentRequired); no file.
+    """
     job_id = await mira.submit_once(mira.image(prompt="a fox"))
     result = await _finish(mira, emu, "image", job_id)
     emu.add_fault(FaultRule(endpoint="miraflow.download", kind="expire_signed_url"))
-    with pytest.raises(APIStatusError) as info:
+    with pytest.raises(DownloadError) as info:
         await mira.download(result, tmp_path / "fox.png")
     assert info.value.status_code == 403
+    assert "expired again" in str(info.value)
+    assert isinstance(info.value.__cause__, APIStatusError)
     assert emu.stats()["faults_fired"]["expire_signed_url"] == 2
     assert not (tmp_path / "fox.png").exists()
 

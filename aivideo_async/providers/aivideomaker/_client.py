@@ -495,7 +495,8 @@ class AIVideoMaker(KeyHeaderClient):
         (seconds) bounds the whole download, lookups and retries included.
 
         Raises:
-            DownloadError: the task has no output URL (not completed).
+            DownloadError: the task has no output URL (not completed), or the
+                fresh URL was refused (403) too.
             TotalTimeout: the deadline passed (the temporary file is removed).
 
         Example::

@@ -37,6 +37,7 @@ from .._common import (
     KeyHeaderClient,
     by_deadline,
     download_signed,
+    refused_twice,
     sniff_media_type,
 )
 from . import _wire
@@ -724,7 +725,8 @@ class Miraflow(KeyHeaderClient):
 
         Videos: ``GET /api/video/{id}/download`` by ``videoId``, falling back to
         the job id (CONFLICT §1.2). Images: the signed ``downloadUrl``. A 403
-        from an expired signed URL refetches once (RELIABILITY #33). A ``str``
+        from an expired signed URL refetches once (RELIABILITY #33); a second
+        403 raises :class:`DownloadError`. A ``str``
         target is taken as a video (or job) id. ``deadline`` (seconds) bounds
         the whole download, lookups and retries included: past it the download
         stops, its temporary file is removed and :class:`TotalTimeout` is raised.
@@ -769,8 +771,10 @@ class Miraflow(KeyHeaderClient):
                 except APIStatusError as err:
                     # The endpoint may redirect to a signed URL; a 403 there
                     # means it expired: ask again once for a fresh one.
-                    if err.status_code != 403 or attempt:
+                    if err.status_code != 403:
                         raise
+                    if attempt:
+                        raise refused_twice(err, f"video {video_id}") from err
                     last = err
         assert last is not None
         raise last
