@@ -937,6 +937,58 @@ class Scheduler:
             batch.append(handle)
         return batch, single
 
+    def _take_next(self, prov: _Provider, kind: str, now: float) -> JobHandle | None:
+        """
+        The fast lane of a busy scheduler: the worker that just polled a job of
+        ``prov`` and ``kind`` takes the next ready one of the same queue itself
+        when it is a plain single poll that every budget allows, without a
+        dispatch round. ``None``: anything else, for :meth:`_dispatch`.
+
+        Only with no idle worker (so nothing else could be handed out) and no
+        other provider waiting (so the dispatch order stays fair).
+        """
+        queue = prov.ready.get(kind)
+        if (
+            not queue
+            or prov.paused_until > now
+            or prov.breaker != "closed"
+            or prov.in_flight >= prov.limits.concurrency
+            or self._in_flight >= self._max_in_flight
+        ):
+            return None
+        if len(self._providers) > 1:
+            for other in self._providers.values():
+                if other is not prov and other.ready:
+                    return None
+        handle = queue[0]
+        deadline: float | None = handle._s_deadline
+        if (
+            handle._s_phase is not _Phase.READY
+            or handle._s_flags & _FLAG_SINGLE
+            or (deadline is not None and now >= deadline)
+        ):
+            return None  # stale, due a single poll, or timed out: the general path
+        probe = 0
+        if kind not in prov.no_batch:
+            if prov.batch_ratio.get(kind, 1.0) >= _BATCH_MIN_RATIO:
+                return None  # a list call
+            probe = prov.batch_probe.get(kind, 0) + 1
+            if probe >= _BATCH_PROBE_EVERY:
+                return None  # a probe's turn
+        prov.refill(now)
+        if prov.tokens < _ONE_TOKEN:
+            return None
+        if probe:
+            prov.batch_probe[kind] = probe  # this chance counts, as in _batching
+        queue.popleft()
+        if not queue:
+            del prov.ready[kind]
+        handle._s_phase = _Phase.IN_FLIGHT
+        prov.tokens -= 1.0
+        prov.in_flight += 1
+        self._in_flight += 1
+        return handle
+
     def _any_ready(self) -> bool:
         # A loop, not any(<generator>): this runs after every poll.
         for prov in self._providers.values():  # noqa: SIM110
@@ -1087,13 +1139,17 @@ class Scheduler:
     async def _work(self) -> None:
         queue = self._queue
         resolved: list[JobHandle] = []  # reused: one list per worker, not per poll
+        item: _Batch | None = None
         while True:
-            if not queue:
-                event = anyio.Event()
-                self._idle_workers.append(event)
-                await event.wait()
-                continue
-            prov, kind, batch, extras = queue.popleft()
+            if item is None:
+                if not queue:
+                    event = anyio.Event()
+                    self._idle_workers.append(event)
+                    await event.wait()
+                    continue
+                item = queue.popleft()
+            prov, kind, batch, extras = item
+            item = None
             try:
                 await self._poll(prov, kind, batch, extras, resolved)
             finally:
@@ -1108,6 +1164,11 @@ class Scheduler:
                 self._pop_due(now)
             if self._ready_deadlines and self._ready_deadlines[0][0] <= now:
                 self._expire_ready(now)
+            if not self._idle_workers:
+                nxt = self._take_next(prov, kind, now)
+                if nxt is not None:
+                    item = (prov, kind, [nxt], _NO_EXTRAS)
+                    continue
             next_at = math.inf
             if self._any_ready():
                 # Capacity freed for jobs waiting on it: dispatch from here and

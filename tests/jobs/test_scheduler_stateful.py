@@ -61,6 +61,7 @@ class _Rng:
 
 class SchedulerMachine(RuleBasedStateMachine):
     jobs = Bundle("jobs")
+    max_in_flight = MAX_IN_FLIGHT
 
     def __init__(self) -> None:
         super().__init__()
@@ -89,7 +90,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             backends=self.backends,
             poll_policy=POLICY,
             provider_limits=LIMITS,
-            max_in_flight=MAX_IN_FLIGHT,
+            max_in_flight=self.max_in_flight,
             on_terminal=on_terminal,
             retry_policy=RetryPolicy(base=0.5, cap=4.0, budget=60, retry_cost=5, timeout_cost=10),
             max_pause=MAX_PAUSE,
@@ -243,7 +244,7 @@ class SchedulerMachine(RuleBasedStateMachine):
     def concurrency_caps_hold(self) -> None:
         for name, backend in self.backends.items():
             assert backend.max_in_flight <= LIMITS[name].concurrency
-        assert self.shared[1] <= MAX_IN_FLIGHT
+        assert self.shared[1] <= self.max_in_flight
 
     @invariant()
     def token_buckets_hold(self) -> None:
@@ -309,4 +310,22 @@ SchedulerMachine.TestCase.settings = settings(
 
 
 class TestSchedulerMachine(SchedulerMachine.TestCase):  # type: ignore[misc,valid-type]
+    pass
+
+
+class SaturatedSchedulerMachine(SchedulerMachine):
+    """
+    The same rules with two workers: every worker is busy most of the time, so
+    finished polls take the next one through the workers' fast lane
+    (``_take_next``) rather than a dispatch round; the invariants must hold
+    there too.
+    """
+
+    max_in_flight = 2
+
+
+SaturatedSchedulerMachine.TestCase.settings = SchedulerMachine.TestCase.settings
+
+
+class TestSaturatedSchedulerMachine(SaturatedSchedulerMachine.TestCase):  # type: ignore[misc,valid-type]
     pass
