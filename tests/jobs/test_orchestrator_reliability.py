@@ -705,29 +705,25 @@ async def test_a_job_that_finished_while_the_process_was_down_resumes_to_its_res
     policy = PollPolicy(initial=1.0, factor=1.5, cap=2.0, deadline=20.0, stuck_after=None)
     wall = [1_000_000.0]
     async with fake.running(), FakeBackend(fake.base_url) as backend:
-        vt = VirtualTime()
-        async with Orchestrator(
-            journal=path,
-            backends=[backend],
-            poll_policy=policy,
-            clock=vt.clock,
-            sleep=vt.sleep,
-            wall_clock=lambda: wall[0],
-        ) as orch:
+
+        def process() -> Orchestrator:  # one run of the program: its own monotonic clock
+            vt = VirtualTime()
+            return Orchestrator(
+                journal=path,
+                backends=[backend],
+                poll_policy=policy,
+                clock=vt.clock,
+                sleep=vt.sleep,
+                wall_clock=lambda: wall[0],
+            )
+
+        async with process() as orch:
             handle = await orch.submit(spec(1), key="overnight")
             assert not handle.done()  # the process stops with the job running
 
         wall[0] += 3600.0  # an hour of downtime; the job finished meanwhile
         fake.polls_to_finish = 0
-        vt = VirtualTime()
-        async with Orchestrator(
-            journal=path,
-            backends=[backend],
-            poll_policy=policy,
-            clock=vt.clock,
-            sleep=vt.sleep,
-            wall_clock=lambda: wall[0],
-        ) as orch:
+        async with process() as orch:
             [resumed] = await orch.resume()
             result = await resumed
             assert result.job_id == "job-00001"
