@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from aivideo_async._config import PollPolicy, Timeouts
+from aivideo_async._config import Limits, PollPolicy, Timeouts
 from aivideo_async._exceptions import AIVideoError, SubmissionOutcomeUnknown
 from aivideo_async.emulator import EmulatorConfig, FaultRule, run_emulator
 from aivideo_async.jobs._handle import JobHandle
@@ -31,6 +31,8 @@ from aivideo_async.jobs._orchestrator import Orchestrator
 from aivideo_async.providers._base import JobSpec
 from aivideo_async.providers.aivideomaker import AIVideoMaker
 from aivideo_async.providers.miraflow import Miraflow
+
+from .test_orchestrator_emulator import emulator_fingerprint
 
 pytestmark = pytest.mark.anyio
 
@@ -179,3 +181,89 @@ async def test_a_batch_under_random_faults_everywhere_keeps_every_invariant(
     )
     for provider, n in lost.items():
         assert n <= unknown_by_provider[provider], (provider, n, unknown_by_provider)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_stops_at_random_moments_then_a_rerun_keeps_every_invariant(
+    seed: int, tmp_path: Path
+) -> None:
+    """
+    A batch script stopped at random moments (a deploy, a ``Ctrl-C``: the
+    orchestrator's block is cancelled mid-batch, 20 creates queued behind 2
+    connections per provider) and run again with ``resubmit_not_sent=True``, three times,
+    then resumed and reconciled. No key creates twice; no entry journaled
+    ``not_sent`` ever reached the provider; every job the provider made is
+    accepted (with its outcome) or counted by an ``unknown`` entry.
+    """
+    rng = random.Random(seed)
+    config = EmulatorConfig(
+        seed=seed,
+        job_duration=(0.2, 1.0),
+        aivideomaker_query_limit=0,
+        faults=[
+            FaultRule(
+                endpoint="*.create", kind="latency", probability=0.5, params={"seconds": 0.1}
+            ),
+            FaultRule(endpoint="*.create", kind="drop_after_commit", probability=0.05),
+        ],
+    )
+    journal = tmp_path / "jobs.sqlite"
+    few = Limits(connections=2, per_host=2)
+    async with run_emulator(config) as emu:
+        base = emu.base_url
+        async with (
+            Miraflow("soak-key", base_url=base, limits=few, create_timeouts=TIMEOUTS) as mira,
+            AIVideoMaker("soak-key", base_url=base, limits=few, create_timeouts=TIMEOUTS) as avm,
+        ):
+            avatar = (await mira.list_avatars())[0].id
+
+            def spec(i: int) -> JobSpec:
+                if i % 2:
+                    return mira.video(avatar_id=avatar, name=f"v{i}", text=f"t{i}", key=f"k{i}")
+                return avm.text_to_video(prompt=f"a llama surfing, take {i}")
+
+            not_sent = 0
+            for _ in range(3):
+                async with Orchestrator(
+                    journal=journal,
+                    backends=[mira, avm],
+                    poll_policy=POLICY,
+                    resubmit_not_sent=True,
+                ) as orch:
+                    with anyio.move_on_after(rng.uniform(0.05, 0.2)):  # the stop
+                        pairs = [(spec(i), f"k{i}") for i in range(20)]
+                        await orch.submit_many(pairs, concurrency=20)
+                    # `not_sent` means nothing reached the provider (RELIABILITY #8, #9).
+                    made = emu.stats()["creates_by_fingerprint"]
+                    for entry in await orch.jobs(state=S.NOT_SENT):
+                        not_sent += 1
+                        assert made.get(emulator_fingerprint(entry), 0) == 0, entry.key
+            async with Orchestrator(
+                journal=journal, backends=[mira, avm], poll_policy=POLICY
+            ) as orch:
+                with anyio.fail_after(60):  # a hang guard, not a timing assertion
+                    handles = await orch.resume()
+                    emu.advance(60)  # Miraflow lists finished videos only
+                    for result in await orch.reconcile():
+                        if result.handle is not None:
+                            handles.append(result.handle)
+                    await orch.gather(handles, return_exceptions=True)
+            async with Orchestrator(journal=journal, backends=[mira, avm]) as orch:
+                entries = await orch.jobs()
+
+    stats = emu.stats()
+    assert stats["duplicate_creates"] == 0
+    # Each stop left creates still queued for a connection: journaled not_sent, then
+    # sent by the next run (they would all be `unknown`, lost, without the watch).
+    assert not_sent > 0
+    accepted = {e.job_id for e in entries if e.state is S.ACCEPTED}
+    assert all(e.outcome is not None for e in entries if e.state is S.ACCEPTED)
+    lost = collections.Counter(
+        provider
+        for provider in ("miraflow", "aivideomaker")
+        for job_id in emu.state.jobs[provider]
+        if job_id not in accepted and job_id not in emu.state.aliases.values()
+    )
+    unknown = collections.Counter(e.provider for e in entries if e.state is S.UNKNOWN)
+    for provider, n in lost.items():
+        assert n <= unknown[provider], (provider, n, unknown)
